@@ -1,0 +1,5 @@
+import sys
+
+from jacknet.cli import main
+
+sys.exit(main())

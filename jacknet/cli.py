@@ -1,0 +1,206 @@
+"""Command line: ``jacknet send | recv | demo``.
+
+A bad flag or value prints one line and exits with 2; a missing JACK server
+prints how to start one and exits with 1; SIGINT/SIGTERM stop cleanly (0).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Callable, NoReturn
+
+from jacknet import __version__
+from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
+from jacknet.stats import format_line
+from jacknet.transport import DEFAULT_PORT, parse_address
+
+log = logging.getLogger("jacknet")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage block: the daemon's log stays readable.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def _latency(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(f"{value} ms is more than the 1000 ms the buffer holds")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, default_name: str) -> None:
+    p.add_argument("--channels", type=_int_range(1, 64), default=2, help="audio channels (1..64)")
+    p.add_argument("--name", default=default_name, help="JACK client name")
+    p.add_argument("--connect", metavar="REGEX",
+                   help="connect our ports, in order, to existing ports matching REGEX")
+    p.add_argument("--server", metavar="NAME", help="JACK server name (default server if omitted)")
+    p.add_argument("--stats-interval", type=_positive_float, default=5.0, metavar="S",
+                   help="print stats every S seconds (default 5)")
+    p.add_argument("--seconds", type=_positive_float, metavar="N", help="stop after N seconds")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jacknet", description="Network audio links between JACK servers.")
+    parser.add_argument("--version", action="version", version=f"jacknet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("send", help="send JACK inputs to a receiver")
+    s.add_argument("destination", metavar="HOST[:PORT]", help=f"receiver address (port {DEFAULT_PORT})")
+    _common(s, "jacknet-send")
+    s.add_argument("--codec", choices=["float32", "int16"], default="float32")
+    s.add_argument("--dither", action="store_true", help="TPDF dither for --codec int16")
+    s.add_argument("--frames-per-packet", type=_int_range(16, 8192), metavar="N",
+                   help="frames per packet (default: the JACK period)")
+    s.add_argument("--mtu", type=_int_range(576, 65507), default=1400,
+                   help="largest datagram payload in bytes (default 1400)")
+
+    r = sub.add_parser("recv", help="play received audio on JACK outputs")
+    r.add_argument("bind", metavar="[BIND][:PORT]", nargs="?", default="",
+                   help=f"address to listen on (default 0.0.0.0:{DEFAULT_PORT})")
+    _common(r, "jacknet-recv")
+    r.add_argument("--latency", type=_latency, default=5.0, metavar="MS",
+                   help="jitter buffer target in ms beyond the minimum (default 5)")
+
+    d = sub.add_parser("demo", help="a whole link on a private dummy JACK server, with a test signal")
+    d.add_argument("--channels", type=_int_range(1, 64), default=2)
+    d.add_argument("--codec", choices=["float32", "int16"], default="float32")
+    d.add_argument("--period", type=_int_range(16, 4096), default=128)
+    d.add_argument("--rate", type=_int_range(8000, 192000), default=48000)
+    d.add_argument("--latency", type=_latency, default=2.0, metavar="MS")
+    d.add_argument("--port", type=_int_range(0, 65535), default=0, help="UDP port (default: any free)")
+    d.add_argument("--server-name", default="jacknet-demo", help="name of the private JACK server")
+    d.add_argument("--stats-interval", type=_positive_float, default=1.0, metavar="S")
+    d.add_argument("--seconds", type=_positive_float, metavar="N", help="stop after N seconds")
+    d.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def _stop_event() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run_node(make: Callable[[], object], side: str, interval: float,
+             seconds: float | None) -> int:
+    """Run a sender or receiver until stopped, printing stats.
+
+    If the JACK server goes away the node is torn down and rebuilt once the
+    server is back; the daemon itself never exits for that.
+    """
+    stop = _stop_event()
+    deadline = time.monotonic() + seconds if seconds else None
+    node = make()
+    node.start()
+    reconnects = 0
+    try:
+        while True:
+            wait = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
+            if stop.wait(wait):
+                break
+            stats = node.stats()
+            if reconnects:
+                stats["reconnects"] = reconnects
+            print(format_line(side, stats), flush=True)
+            if node.jack_lost:
+                log.warning("the JACK server went away (%s); waiting for it to come back",
+                            node.jack.shutdown_reason or "no reason given")
+                node.close()
+                node = None
+                while not stop.wait(1.0):
+                    try:
+                        node = make()
+                        node.start()
+                        reconnects += 1
+                        log.info("JACK server is back; link restored")
+                        break
+                    except ServerNotRunning:
+                        node = None
+                if node is None:
+                    break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    finally:
+        if node is not None:
+            node.close()
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from jacknet.sender import Sender, SenderConfig
+    host, port = parse_address(args.destination, "127.0.0.1")
+    if port == 0:
+        raise ConfigError("the destination needs a port other than 0")
+    config = SenderConfig(host, port, args.channels, args.name, args.connect, args.codec,
+                          args.dither, args.frames_per_packet, args.mtu, args.server)
+    return run_node(lambda: Sender(config), "send", args.stats_interval, args.seconds)
+
+
+def _recv(args: argparse.Namespace) -> int:
+    from jacknet.receiver import Receiver, ReceiverConfig
+    host, port = parse_address(args.bind, "0.0.0.0")
+    config = ReceiverConfig(host, port, args.channels, args.name, args.connect,
+                            args.latency, args.server)
+    return run_node(lambda: Receiver(config), "recv", args.stats_interval, args.seconds)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from jacknet.demo import run_demo
+    return run_demo(args, _stop_event())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    commands = {"send": _send, "recv": _recv, "demo": _demo}
+    try:
+        return commands[args.command](args)
+    except ConfigError as e:
+        print(f"jacknet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except JacknetError as e:
+        print(f"jacknet {args.command}: {e}", file=sys.stderr)
+        return 1
+
+
+def main_send() -> int:
+    return main(["send", *sys.argv[1:]])
+
+
+def main_recv() -> int:
+    return main(["recv", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

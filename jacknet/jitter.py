@@ -1,0 +1,188 @@
+"""The receiver's jitter buffer: packets in by sender timestamp, audio out on
+the receiver's clock.
+
+Packets are written into a `Playout` ring at ``ring index = timestamp +
+base``.  Each JACK cycle that starts at receiver clock ``now`` plays ring
+indices from ``now - offset``.  So arrival order does not matter (reorder),
+a frame already stamped is a duplicate, a packet whose frames were all played
+is late, and a frame that is missing when its turn comes is concealed by the
+C side (fade, never a step).
+
+Lock: the first packets of a stream measure transit ``d = arrival - end of
+packet`` in receiver frames.  The cycle starting at ``f`` plays up to index
+``f - offset + period - 1``; in the worst case that is the first frame of an
+``n``-frame packet ending at ``f - offset + period - 1 + n``, which must have
+arrived (at ``end + d``) by ``f``.  That gives
+``offset = period + n + min(d) + target``.  ``target`` is the margin for jitter
+(``--latency``).  A new stream (sender restart) takes over only once the
+current one has gone quiet, so foreign or replayed packets cannot hijack it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from jacknet.realtime import Playout
+
+log = logging.getLogger(__name__)
+
+SETTLE_SECONDS = 0.02   # transit is measured over this much audio before lock
+SWITCH_SECONDS = 0.25   # a stream silent this long yields to a new one
+RELOCK_AFTER_LATE = 8   # this many late packets in a row mean the mapping is stale
+
+
+@dataclass
+class JitterStats:
+    packets: int = 0
+    late: int = 0
+    duplicate: int = 0
+    early: int = 0
+    foreign: int = 0
+    streams: int = 0
+    relocks: int = 0
+    margin_min: int | None = None  # frames the worst packet arrived before its deadline
+
+
+class JitterBuffer:
+    """Place packets into a `Playout` ring and keep its clock mapping.
+
+    Parameters
+    ----------
+    playout : Playout
+        The ring the JACK process callback plays from.
+    period : int
+        Receiver JACK period in frames.
+    target : int
+        Extra buffering for arrival jitter, in frames.
+    samplerate : int
+        Receiver sample rate (for the time constants).
+    """
+
+    def __init__(self, playout: Playout, period: int, target: int, samplerate: int) -> None:
+        self.playout = playout
+        self.period = period
+        self.target = target
+        self.samplerate = samplerate
+        self.stats = JitterStats()
+        self.stream_id: int | None = None
+        self._base = 0
+        self._next_base = playout.capacity  # ring indices of a new stream start beyond any old stamp
+        self._settling = True
+        self._settle: list[int] = []
+        self._settle_frames = 0
+        self._last_arrival = 0
+        self._late_run = 0
+        self.transit_min: int | None = None
+        self._frames = period
+
+    # -- mapping ---------------------------------------------------------
+    def _start_stream(self, stream_id: int, timestamp: int) -> None:
+        self.stream_id = stream_id
+        self._base = self._next_base - timestamp
+        self.stats.streams += 1
+        self._begin_settle()
+
+    def _begin_settle(self) -> None:
+        self._settling = True
+        self._settle = []
+        self._settle_frames = 0
+
+    def _lock(self) -> None:
+        d = min(self._settle)
+        self.transit_min = d
+        self.playout.set_offset(self.period + self._frames + d + self.target)
+        self._settling = False
+        log.debug("locked: transit %d frames, offset %d", d, self.playout.offset)
+
+    @property
+    def locked(self) -> bool:
+        return self.playout.locked and not self._settling
+
+    def latency_frames(self) -> int | None:
+        """The receiver's share of the link's latency: its period plus the
+        jitter margin actually set (on one JACK server, the whole link's
+        delay is this plus the network's few frames)."""
+        if self.transit_min is None or not self.playout.locked:
+            return None
+        return self.playout.offset - self.transit_min - self._frames
+
+    # -- packets ---------------------------------------------------------
+    def insert(self, stream_id: int, timestamp: int, block: np.ndarray, arrival: int) -> str:
+        """Place one decoded packet.
+
+        Parameters
+        ----------
+        stream_id, timestamp : int
+            From the packet header.
+        block : numpy.ndarray
+            Planar float32 audio, channels x frames.
+        arrival : int
+            Receiver clock (64-bit frames) when the packet arrived.
+
+        Returns
+        -------
+        str
+            What happened: ``"stored"``, ``"late"``, ``"duplicate"``,
+            ``"early"``, ``"foreign"`` or ``"settling"``.
+        """
+        if stream_id != self.stream_id:
+            quiet = arrival - self._last_arrival
+            if self.stream_id is not None and quiet < SWITCH_SECONDS * self.samplerate:
+                self.stats.foreign += 1
+                return "foreign"
+            if self.stream_id is not None:
+                log.info("new stream %08x replaces %08x", stream_id, self.stream_id)
+            self._start_stream(stream_id, timestamp)
+        self._last_arrival = arrival
+        self.stats.packets += 1
+        pl = self.playout
+        frames = block.shape[1]
+        self._frames = frames
+        first = timestamp + self._base
+        end = first + frames
+        self._next_base = max(self._next_base, end + pl.capacity)
+        read_end = pl.read_end
+        fits = not pl.locked or end <= read_end + pl.capacity - 2 * max(frames, self.period)
+
+        if self._settling:
+            self._settle.append(arrival - end)
+            self._settle_frames += frames
+            if fits:
+                pl.write(first, block)
+            if self._settle_frames < SETTLE_SECONDS * self.samplerate:
+                return "settling"
+            self._lock()
+            return "stored"
+
+        if end <= read_end:
+            self.stats.late += 1
+            self._late_run += 1
+            if self._late_run >= RELOCK_AFTER_LATE:
+                self._relock("packets keep arriving after their playout time")
+            return "late"
+        self._late_run = 0
+        if pl.has(first) and pl.has(end - 1):
+            self.stats.duplicate += 1
+            return "duplicate"
+        if not fits:
+            self.stats.early += 1
+            self._relock("packets arrive further ahead than the buffer holds")
+            return "early"
+        pl.write(first, block)
+        margin = pl.offset - self.period - frames - (arrival - end)
+        if self.stats.margin_min is None or margin < self.stats.margin_min:
+            self.stats.margin_min = margin
+        return "stored"
+
+    def take_margin(self) -> int | None:
+        """Worst arrival margin since the last call (then start a new window)."""
+        margin, self.stats.margin_min = self.stats.margin_min, None
+        return margin
+
+    def _relock(self, why: str) -> None:
+        log.warning("re-syncing the jitter buffer: %s", why)
+        self.stats.relocks += 1
+        self._late_run = 0
+        self._begin_settle()

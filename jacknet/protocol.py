@@ -1,0 +1,143 @@
+"""jacknet's wire format: packet header, validation, fragmentation.
+
+Every datagram is self-describing (see docs/protocol.md): a fixed 40-byte
+header in network byte order, then payload bytes.  One packet carries one
+block of frames for all channels, encoded by one codec; when the encoded
+block does not fit in ``mtu`` bytes it is cut into fragments that each carry
+the full header with their own fragment index.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+
+from jacknet.errors import MalformedPacket
+
+MAGIC = b"JNET"
+VERSION = 1
+HEADER = struct.Struct("!4sBBBBIIQIIHHBBH")
+HEADER_SIZE = HEADER.size  # 40
+
+MAX_CHANNELS = 64
+MAX_FRAMES = 8192
+MIN_RATE, MAX_RATE = 8000, 384000
+MIN_MTU = HEADER_SIZE + 16
+MAX_DATAGRAM = 65507  # largest UDP payload over IPv4
+
+CODEC_FLOAT32 = 0
+CODEC_INT16 = 1
+CODEC_OPUS = 2
+KNOWN_CODECS = (CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS)
+
+# JACK transport states (jack_transport_state_t), carried as they are.
+TRANSPORT_STATES = (0, 1, 2, 3, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """One datagram's header.  ``timestamp`` is the sender's capture position
+    (frame index) of the packet's first frame."""
+
+    codec: int
+    stream_id: int
+    seq: int
+    timestamp: int
+    sample_rate: int
+    frames: int
+    channels: int
+    frag_index: int = 0
+    frag_count: int = 1
+    payload_len: int = 0
+    flags: int = 0
+    transport_state: int = 0
+    transport_frame: int = 0
+
+    def pack(self) -> bytes:
+        return HEADER.pack(MAGIC, VERSION, self.codec, self.flags, self.transport_state,
+                           self.stream_id, self.seq, self.timestamp, self.sample_rate,
+                           self.transport_frame, self.frames, self.channels,
+                           self.frag_index, self.frag_count, self.payload_len)
+
+
+def parse(datagram: bytes | memoryview) -> Header:
+    """Parse and validate a datagram's header.
+
+    Raises
+    ------
+    MalformedPacket
+        With ``reason`` naming the first field that is wrong.
+    """
+    if len(datagram) < HEADER_SIZE:
+        raise MalformedPacket("truncated", f"{len(datagram)} bytes, header needs {HEADER_SIZE}")
+    (magic, version, codec, flags, tstate, stream_id, seq, timestamp, rate, tframe,
+     frames, channels, frag_index, frag_count, payload_len) = HEADER.unpack_from(datagram)
+    if magic != MAGIC:
+        raise MalformedPacket("magic", repr(magic))
+    if version != VERSION:
+        raise MalformedPacket("version", f"version {version}, this receiver speaks {VERSION}")
+    if codec not in KNOWN_CODECS:
+        raise MalformedPacket("codec", f"codec {codec}")
+    if tstate not in TRANSPORT_STATES:
+        raise MalformedPacket("transport", f"transport state {tstate}")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise MalformedPacket("channels", f"{channels} channels")
+    if not 1 <= frames <= MAX_FRAMES:
+        raise MalformedPacket("frames", f"{frames} frames")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise MalformedPacket("rate", f"{rate} Hz")
+    if frag_count == 0 or frag_index >= frag_count:
+        raise MalformedPacket("fragment", f"fragment {frag_index} of {frag_count}")
+    if payload_len == 0 or payload_len != len(datagram) - HEADER_SIZE:
+        raise MalformedPacket("length", f"says {payload_len} bytes, carries {len(datagram) - HEADER_SIZE}")
+    return Header(codec, stream_id, seq, timestamp, rate, frames, channels, frag_index,
+                  frag_count, payload_len, flags, tstate, tframe)
+
+
+def fragment(header: Header, payload: bytes, mtu: int) -> list[bytes]:
+    """Cut one packet into datagrams of at most ``mtu`` bytes each."""
+    room = mtu - HEADER_SIZE
+    count = max(1, -(-len(payload) // room))
+    if count > 255:
+        raise ValueError(f"a packet of {len(payload)} bytes needs {count} fragments at --mtu {mtu}; "
+                         "send fewer frames per packet or raise --mtu")
+    out = []
+    for i in range(count):
+        part = payload[i * room:(i + 1) * room]
+        out.append(replace(header, frag_index=i, frag_count=count, payload_len=len(part)).pack() + part)
+    return out
+
+
+class Reassembler:
+    """Collects fragments into whole packets.
+
+    Up to ``window`` packets may be incomplete at once; when a newer one
+    pushes an older one out, the older one is counted in ``incomplete``.
+    """
+
+    def __init__(self, window: int = 16) -> None:
+        self.window = window
+        self.incomplete = 0
+        self._pending: dict[tuple[int, int], tuple[Header, list[bytes | None]]] = {}
+
+    def add(self, header: Header, payload: bytes) -> tuple[Header, bytes] | None:
+        """Add one fragment; return (header, payload) once its packet is whole."""
+        if header.frag_count == 1:
+            return header, bytes(payload)
+        key = (header.stream_id, header.seq)
+        entry = self._pending.get(key)
+        if entry is None:
+            if len(self._pending) >= self.window:
+                del self._pending[next(iter(self._pending))]
+                self.incomplete += 1
+            entry = (header, [None] * header.frag_count)
+            self._pending[key] = entry
+        first, parts = entry
+        if (header.frag_count != first.frag_count or header.timestamp != first.timestamp
+                or header.frames != first.frames or header.channels != first.channels):
+            raise MalformedPacket("fragment", "fragment does not match the rest of its packet")
+        parts[header.frag_index] = bytes(payload)
+        if any(p is None for p in parts):
+            return None
+        del self._pending[key]
+        whole = b"".join(parts)  # type: ignore[arg-type]
+        return replace(first, frag_index=0, frag_count=1, payload_len=len(whole)), whole

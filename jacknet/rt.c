@@ -1,0 +1,451 @@
+/*
+ * jacknet's real-time path: the only code that runs in JACK's process thread.
+ *
+ * Why C: a Python process callback needs the GIL, so any other Python thread
+ * of the daemon (network, codec) can delay it by a whole switch interval and
+ * cause an xrun.  These callbacks never touch Python: they copy between JACK
+ * port buffers and preallocated rings, read the transport, bump counters and
+ * post a semaphore.  No locks, no allocation, no I/O (sem_post is a futex
+ * wake, which JACK's own examples use for the same purpose).
+ *
+ * The JACK functions are handed in as pointers taken from JACK-Client's own
+ * handle on libjack, so this module needs neither JACK's headers nor a link
+ * against libjack.  Threads share fields through GCC __atomic builtins.
+ */
+#include <math.h>
+#include <semaphore.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <errno.h>
+
+#define JN_MAX_CHANNELS 64
+#define JN_META_SLOTS 1024
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+typedef struct {
+    void *(*port_get_buffer)(void *port, uint32_t nframes);
+    uint32_t (*last_frame_time)(const void *client);
+    int (*transport_query)(const void *client, void *pos);
+    uint32_t (*get_current_transport_frame)(const void *client);
+} jn_jack_api;
+
+typedef struct {
+    uint64_t wpos;        /* capture position of the cycle's first frame */
+    uint32_t frame_time;  /* JACK frame time of that frame */
+    uint32_t nframes;
+    int32_t transport_state;
+    uint32_t transport_frame;
+} jn_cycle_meta;
+
+/* The 64-bit extension of JACK's 32-bit frame clock, which wraps after a day. */
+typedef struct {
+    uint64_t now;
+    uint32_t last;
+    int started;
+} jn_clock;
+
+static uint64_t clock_advance(jn_clock *c, uint32_t frame_time)
+{
+    if (!c->started) {
+        c->now = frame_time;
+        c->started = 1;
+    } else {
+        c->now += (uint32_t)(frame_time - c->last);
+    }
+    c->last = frame_time;
+    return c->now;
+}
+
+/* ------------------------------------------------------------------ capture */
+
+typedef struct {
+    jn_jack_api api;
+    void *client;
+    uint32_t nch;
+    uint32_t capacity;            /* frames, a power of two */
+    float *buf;                   /* nch * capacity, planar */
+    void *ports[JN_MAX_CHANNELS];
+    uint64_t wpos;                /* frames published (atomic) */
+    uint64_t wbusy;               /* end of the region being written (atomic) */
+    uint64_t rpos;                /* reader's position (reader thread only) */
+    uint64_t cycles;
+    uint64_t discontinuities;     /* cycles whose frame time did not follow on */
+    uint64_t dropped;             /* frames the reader lost to overruns */
+    uint32_t next_frame_time;
+    jn_cycle_meta meta[JN_META_SLOTS];
+    sem_t wake;
+} jn_capture;
+
+jn_capture *jn_capture_new(uint32_t nch, uint32_t capacity)
+{
+    if (nch == 0 || nch > JN_MAX_CHANNELS || capacity == 0 || (capacity & (capacity - 1)))
+        return NULL;
+    jn_capture *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->buf = calloc((size_t)nch * capacity, sizeof(float));
+    if (!c->buf) {
+        free(c);
+        return NULL;
+    }
+    c->nch = nch;
+    c->capacity = capacity;
+    sem_init(&c->wake, 0, 0);
+    return c;
+}
+
+void jn_capture_free(jn_capture *c)
+{
+    if (!c)
+        return;
+    sem_destroy(&c->wake);
+    free(c->buf);
+    free(c);
+}
+
+/* Append one cycle of audio.  ins[ch] points at nframes samples. */
+void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes,
+                     float *const *ins, int32_t tstate, uint32_t tframe)
+{
+    uint64_t w = c->wpos;
+    uint32_t mask = c->capacity - 1;
+    if (nframes > c->capacity)
+        nframes = c->capacity;
+    if (c->cycles && frame_time != c->next_frame_time)
+        c->discontinuities++;
+    c->next_frame_time = frame_time + nframes;
+
+    jn_cycle_meta *m = &c->meta[c->cycles % JN_META_SLOTS];
+    m->wpos = w;
+    m->frame_time = frame_time;
+    m->nframes = nframes;
+    m->transport_state = tstate;
+    m->transport_frame = tframe;
+
+    STORE(&c->wbusy, w + nframes);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint32_t at = (uint32_t)(w & mask);
+    uint32_t first = nframes < c->capacity - at ? nframes : c->capacity - at;
+    for (uint32_t ch = 0; ch < c->nch; ch++) {
+        float *dst = c->buf + (size_t)ch * c->capacity;
+        memcpy(dst + at, ins[ch], first * sizeof(float));
+        memcpy(dst, ins[ch] + first, (nframes - first) * sizeof(float));
+    }
+    STORE(&c->wpos, w + nframes);
+    STORE(&c->cycles, c->cycles + 1);
+    sem_post(&c->wake);
+}
+
+int jn_capture_process(uint32_t nframes, void *arg)
+{
+    jn_capture *c = arg;
+    float *ins[JN_MAX_CHANNELS];
+    for (uint32_t ch = 0; ch < c->nch; ch++)
+        ins[ch] = c->api.port_get_buffer(c->ports[ch], nframes);
+    int32_t tstate = c->api.transport_query(c->client, NULL);
+    uint32_t tframe = c->api.get_current_transport_frame(c->client);
+    jn_capture_push(c, c->api.last_frame_time(c->client), nframes, ins, tstate, tframe);
+    return 0;
+}
+
+uint64_t jn_capture_available(jn_capture *c)
+{
+    return LOAD(&c->wpos) - c->rpos;
+}
+
+/*
+ * Copy the next n frames into dst (planar, nch * n) and return the capture
+ * position of the first one, or -1 if fewer than n frames are there.  When
+ * the writer has lapped the reader the oldest audio is skipped and counted:
+ * the writer never waits.
+ */
+int64_t jn_capture_read(jn_capture *c, float *dst, uint32_t n)
+{
+    uint32_t mask = c->capacity - 1;
+    if (n == 0 || n > c->capacity / 2)
+        return -1;
+    for (;;) {
+        uint64_t w = LOAD(&c->wpos);
+        if (w - c->rpos < n)
+            return -1;
+        if (w - c->rpos > c->capacity / 2) {
+            uint64_t keep = c->capacity / 4 > n ? c->capacity / 4 : n;
+            c->dropped += w - keep - c->rpos;
+            c->rpos = w - keep;
+        }
+        uint64_t r = c->rpos;
+        uint32_t at = (uint32_t)(r & mask);
+        uint32_t first = n < c->capacity - at ? n : c->capacity - at;
+        for (uint32_t ch = 0; ch < c->nch; ch++) {
+            const float *src = c->buf + (size_t)ch * c->capacity;
+            memcpy(dst + (size_t)ch * n, src + at, first * sizeof(float));
+            memcpy(dst + (size_t)ch * n + first, src, (n - first) * sizeof(float));
+        }
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (LOAD(&c->wbusy) <= r + c->capacity) {
+            c->rpos = r + n;
+            return (int64_t)r;
+        }
+        /* Overwritten while we copied: skip ahead and try again. */
+        uint64_t w2 = LOAD(&c->wpos);
+        c->dropped += w2 - c->capacity / 4 - r;
+        c->rpos = w2 - c->capacity / 4;
+    }
+}
+
+/* Transport snapshot of the cycle that captured frame pos (0 if forgotten). */
+int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out)
+{
+    uint64_t cycles = LOAD(&c->cycles);
+    uint64_t back = cycles < JN_META_SLOTS ? cycles : JN_META_SLOTS - 1;
+    for (uint64_t k = 1; k <= back; k++) {
+        jn_cycle_meta m = c->meta[(cycles - k) % JN_META_SLOTS];
+        if (m.wpos <= pos && pos < m.wpos + m.nframes) {
+            *out = m;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Wait for the next cycle; timeout in seconds.  Returns 0 when woken. */
+int jn_capture_wait(jn_capture *c, double timeout)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double whole = floor(timeout);
+    ts.tv_sec += (time_t)whole;
+    ts.tv_nsec += (long)((timeout - whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (sem_timedwait(&c->wake, &ts) != 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    /* Several cycles may have posted; one wake-up serves them all. */
+    while (sem_trywait(&c->wake) == 0)
+        ;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ playout */
+
+typedef struct {
+    jn_jack_api api;
+    void *client;
+    uint32_t nch;
+    uint32_t capacity;            /* frames, a power of two */
+    float *buf;                   /* nch * capacity, planar */
+    uint64_t *stamp;              /* ring index + 1 of the frame held */
+    void *ports[JN_MAX_CHANNELS];
+    int64_t offset;               /* ring index = clock - offset (atomic) */
+    int32_t locked;               /* atomic */
+    jn_clock clock;
+    uint64_t now;                 /* clock at the start of the last cycle (atomic) */
+    uint64_t read_end;            /* ring index after the last frame played (atomic) */
+    int64_t last_offset;
+    uint32_t fade_len;
+    uint32_t fade_pos;
+    float decay;
+    float hold[JN_MAX_CHANNELS];
+    uint64_t cycles;
+    uint64_t played_frames;
+    uint64_t concealed_frames;
+    uint64_t underruns;           /* cycles with at least one frame missing */
+} jn_playout;
+
+jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay)
+{
+    if (nch == 0 || nch > JN_MAX_CHANNELS || capacity == 0 || (capacity & (capacity - 1)))
+        return NULL;
+    jn_playout *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->buf = calloc((size_t)nch * capacity, sizeof(float));
+    p->stamp = calloc(capacity, sizeof(uint64_t));
+    if (!p->buf || !p->stamp) {
+        free(p->buf);
+        free(p->stamp);
+        free(p);
+        return NULL;
+    }
+    p->nch = nch;
+    p->capacity = capacity;
+    p->fade_len = fade_len ? fade_len : 1;
+    p->decay = decay;
+    return p;
+}
+
+void jn_playout_free(jn_playout *p)
+{
+    if (!p)
+        return;
+    free(p->buf);
+    free(p->stamp);
+    free(p);
+}
+
+/*
+ * Store n frames at ring index idx.  src is planar (src_nch * n); receiver
+ * channels the source lacks get silence.  Samples are written before their
+ * stamps, so the reader never sees a stamp ahead of its audio.
+ */
+void jn_playout_write(jn_playout *p, uint64_t idx, uint32_t n, uint32_t src_nch, const float *src)
+{
+    uint32_t mask = p->capacity - 1;
+    uint32_t at = (uint32_t)(idx & mask);
+    uint32_t first = n < p->capacity - at ? n : p->capacity - at;
+    for (uint32_t ch = 0; ch < p->nch; ch++) {
+        float *dst = p->buf + (size_t)ch * p->capacity;
+        if (ch < src_nch) {
+            memcpy(dst + at, src + (size_t)ch * n, first * sizeof(float));
+            memcpy(dst, src + (size_t)ch * n + first, (n - first) * sizeof(float));
+        } else {
+            memset(dst + at, 0, first * sizeof(float));
+            memset(dst, 0, (n - first) * sizeof(float));
+        }
+    }
+    for (uint32_t i = 0; i < n; i++)
+        STORE(&p->stamp[(idx + i) & mask], idx + i + 1);
+}
+
+int jn_playout_has(jn_playout *p, uint64_t idx)
+{
+    return LOAD(&p->stamp[idx & (p->capacity - 1)]) == idx + 1;
+}
+
+/*
+ * Play one cycle that starts at 64-bit receiver clock `now`.  Missing frames
+ * are concealed without a step: the last output decays towards zero, and
+ * audio that comes back is cross-faded in from that decaying value.  Once a
+ * fade-in has completed, output equals the stored audio bit for bit.
+ */
+void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const *outs)
+{
+    int locked = LOAD(&p->locked);
+    int64_t offset = LOAD(&p->offset);
+    uint64_t start = now - (uint64_t)offset;
+    uint32_t mask = p->capacity - 1;
+    uint32_t missing = 0;
+    if (offset != p->last_offset) {
+        p->fade_pos = 0;          /* the mapping moved: never jump, fade */
+        p->last_offset = offset;
+    }
+    for (uint32_t i = 0; i < nframes; i++) {
+        uint64_t idx = start + i;
+        int valid = locked && LOAD(&p->stamp[idx & mask]) == idx + 1;
+        const float *src = p->buf + (idx & mask);
+        if (!valid) {
+            missing++;
+            p->fade_pos = 0;
+            for (uint32_t ch = 0; ch < p->nch; ch++) {
+                p->hold[ch] *= p->decay;
+                outs[ch][i] = p->hold[ch];
+            }
+        } else if (p->fade_pos < p->fade_len) {
+            float g = (float)p->fade_pos / (float)p->fade_len;
+            for (uint32_t ch = 0; ch < p->nch; ch++) {
+                p->hold[ch] *= p->decay;
+                float x = src[(size_t)ch * p->capacity];
+                outs[ch][i] = g * x + (1.0f - g) * p->hold[ch];
+            }
+            p->fade_pos++;
+        } else {
+            for (uint32_t ch = 0; ch < p->nch; ch++) {
+                float x = src[(size_t)ch * p->capacity];
+                outs[ch][i] = x;
+                p->hold[ch] = x;
+            }
+        }
+    }
+    if (locked) {
+        p->concealed_frames += missing;
+        p->underruns += missing != 0;
+    }
+    p->played_frames += nframes;
+    STORE(&p->now, now);
+    STORE(&p->read_end, start + nframes);
+    STORE(&p->cycles, p->cycles + 1);
+}
+
+int jn_playout_process(uint32_t nframes, void *arg)
+{
+    jn_playout *p = arg;
+    float *outs[JN_MAX_CHANNELS];
+    for (uint32_t ch = 0; ch < p->nch; ch++)
+        outs[ch] = p->api.port_get_buffer(p->ports[ch], nframes);
+    uint64_t now = clock_advance(&p->clock, p->api.last_frame_time(p->client));
+    jn_playout_run(p, now, nframes, outs);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- generator */
+
+/*
+ * A known, non-periodic test signal: a hash of (channel, frame time) scaled
+ * to [-0.5, 0.5).  24 significant bits, so float32 carries it exactly, and a
+ * receiver can check any sample without a copy of what was sent.
+ */
+float jn_test_sample(uint32_t ch, uint32_t t)
+{
+    uint32_t h = t * 0x9E3779B1u + (ch + 1) * 0x85EBCA77u;
+    h ^= h >> 15;
+    h *= 0x2C1B3C6Du;
+    h ^= h >> 12;
+    h *= 0x297A2D39u;
+    h ^= h >> 15;
+    return (float)(h >> 8) * (1.0f / 16777216.0f) - 0.5f;
+}
+
+enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2 };
+
+typedef struct {
+    jn_jack_api api;
+    void *client;
+    uint32_t nch;
+    void *ports[JN_MAX_CHANNELS];
+    int32_t mode;               /* atomic */
+    uint32_t impulse_interval;  /* frames between impulses */
+    uint64_t cycles;
+} jn_generator;
+
+jn_generator *jn_generator_new(uint32_t nch)
+{
+    if (nch == 0 || nch > JN_MAX_CHANNELS)
+        return NULL;
+    jn_generator *g = calloc(1, sizeof *g);
+    if (g)
+        g->nch = nch;
+    return g;
+}
+
+void jn_generator_free(jn_generator *g)
+{
+    free(g);
+}
+
+int jn_generator_process(uint32_t nframes, void *arg)
+{
+    jn_generator *g = arg;
+    uint32_t t = g->api.last_frame_time(g->client);
+    int mode = LOAD(&g->mode);
+    for (uint32_t ch = 0; ch < g->nch; ch++) {
+        float *out = g->api.port_get_buffer(g->ports[ch], nframes);
+        for (uint32_t i = 0; i < nframes; i++) {
+            if (mode == JN_GEN_NOISE)
+                out[i] = jn_test_sample(ch, t + i);
+            else if (mode == JN_GEN_IMPULSE && g->impulse_interval)
+                out[i] = (t + i) % g->impulse_interval == 0 ? 1.0f : 0.0f;
+            else
+                out[i] = 0.0f;
+        }
+    }
+    STORE(&g->cycles, g->cycles + 1);
+    return 0;
+}
