@@ -48,6 +48,7 @@ uint64_t jn_capture_available(jn_capture *c);
 int64_t jn_capture_read(jn_capture *c, float *dst, uint32_t n);
 int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out);
 int jn_capture_wait(jn_capture *c, double timeout);
+void jn_capture_skip(jn_capture *c);
 
 typedef struct {
     jn_jack_api api;
@@ -58,6 +59,7 @@ typedef struct {
     void *ports[64];
     int64_t offset;
     int32_t locked;
+    uint64_t count_from;
     uint64_t now;
     uint64_t read_end;
     uint32_t fade_len;

@@ -42,7 +42,7 @@ class JitterStats:
     foreign: int = 0
     streams: int = 0
     relocks: int = 0
-    margin_min: int | None = None  # frames the worst packet arrived before its deadline
+    margin_min: int | None = None  # frames the worst packet landed ahead of the playout
 
 
 class JitterBuffer:
@@ -81,6 +81,7 @@ class JitterBuffer:
     def _start_stream(self, stream_id: int, timestamp: int) -> None:
         self.stream_id = stream_id
         self._base = self._next_base - timestamp
+        self.playout.count_gaps_from(self._next_base)
         self.stats.streams += 1
         self._begin_settle()
 
@@ -171,7 +172,7 @@ class JitterBuffer:
             self._relock("packets arrive further ahead than the buffer holds")
             return "early"
         pl.write(first, block)
-        margin = pl.offset - self.period - frames - (arrival - end)
+        margin = first - read_end
         if self.stats.margin_min is None or margin < self.stats.margin_min:
             self.stats.margin_min = margin
         return "stored"

@@ -132,6 +132,10 @@ class Capture(_Engine):
         frame = m.transport_frame + (position - m.wpos if m.transport_state == 1 else 0)
         return int(m.transport_state), int(frame) & 0xFFFFFFFF
 
+    def skip(self) -> None:
+        """Drop what is buffered; the next read starts at the live position."""
+        lib.jn_capture_skip(self.state)
+
     def wait(self, timeout: float) -> bool:
         """Sleep until the next JACK cycle (GIL released); False on timeout."""
         return lib.jn_capture_wait(self.state, timeout) == 0
@@ -173,6 +177,10 @@ class Playout(_Engine):
     def set_offset(self, offset: int) -> None:
         self.state.offset = offset
         self.state.locked = 1
+
+    def count_gaps_from(self, index: int) -> None:
+        """Frames before ``index`` (before the stream began) are not counted as concealed."""
+        self.state.count_from = index
 
     def unlock(self) -> None:
         self.state.locked = 0

@@ -212,6 +212,12 @@ int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out)
     return 0;
 }
 
+/* Forget what is buffered: the next read starts at the live position. */
+void jn_capture_skip(jn_capture *c)
+{
+    c->rpos = LOAD(&c->wpos);
+}
+
 /* Wait for the next cycle; timeout in seconds.  Returns 0 when woken. */
 int jn_capture_wait(jn_capture *c, double timeout)
 {
@@ -246,6 +252,7 @@ typedef struct {
     void *ports[JN_MAX_CHANNELS];
     int64_t offset;               /* ring index = clock - offset (atomic) */
     int32_t locked;               /* atomic */
+    uint64_t count_from;          /* first ring index of the stream: earlier gaps are no loss */
     jn_clock clock;
     uint64_t now;                 /* clock at the start of the last cycle (atomic) */
     uint64_t read_end;            /* ring index after the last frame played (atomic) */
@@ -331,6 +338,7 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
     int locked = LOAD(&p->locked);
     int64_t offset = LOAD(&p->offset);
     uint64_t start = now - (uint64_t)offset;
+    uint64_t count_from = LOAD(&p->count_from);
     uint32_t mask = p->capacity - 1;
     uint32_t missing = 0;
     if (offset != p->last_offset) {
@@ -342,7 +350,7 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
         int valid = locked && LOAD(&p->stamp[idx & mask]) == idx + 1;
         const float *src = p->buf + (idx & mask);
         if (!valid) {
-            missing++;
+            missing += idx >= count_from;
             p->fade_pos = 0;
             for (uint32_t ch = 0; ch < p->nch; ch++) {
                 p->hold[ch] *= p->decay;

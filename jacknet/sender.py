@@ -81,6 +81,9 @@ class Sender:
         block = np.zeros((c.channels, self.frames), np.float32)
         rate = self.jack.samplerate
         seq = 0
+        # Audio captured before this thread ran would go out as a burst of
+        # stale packets and make the receiver lock on a wrong transit time.
+        cap.skip()
         while not self._stop.is_set():
             cap.wait(0.1)
             while True:

@@ -9,7 +9,7 @@ offset" over any stretch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class Segment:
     frames: int = 0
     exact: int = 0          # frames where every channel matched within tolerance
     max_error: float = 0.0
+    bad_at: list[int] = field(default_factory=list)  # frame times of the first mismatches
 
 
 class SignalChecker:
@@ -72,6 +73,10 @@ class SignalChecker:
                 return None
         return int(hits[0]) if len(hits) == 1 else None
 
+    def discard(self) -> None:
+        """Drop what has been recorded so far (a warm-up while ports connect)."""
+        self.capture.skip()
+
     def poll(self) -> None:
         """Check every cycle recorded since the last call."""
         while True:
@@ -101,6 +106,8 @@ class SignalChecker:
             err = np.abs(expected - self._buf)
             ok = (err <= self.tolerance).all(axis=0)
             seg.exact += int(ok.sum())
+            if len(seg.bad_at) < 8 and not ok.all():
+                seg.bad_at.append(int(times[np.argmin(ok)]))
             seg.max_error = max(seg.max_error, float(err.max()))
             self._misses = self._misses + 1 if not ok.all() else 0
 

@@ -1,0 +1,99 @@
+"""Fixtures: private dummy JACK servers (synchronous mode, fixed names) and
+a whole link wired in one process: test signal -> sender -> UDP (optionally
+through a relay) -> receiver -> recorder, checked by a SignalChecker."""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+
+from jacknet.binding import JackClient
+from jacknet.jackserver import PrivateServer
+from jacknet.realtime import Capture, Generator
+from jacknet.receiver import Receiver, ReceiverConfig
+from jacknet.sender import Sender, SenderConfig
+from jacknet.verify import SignalChecker
+
+RATE = 48000
+INT16_LSB = 1.0 / 32768
+
+
+@pytest.fixture(scope="session")
+def jack_servers():
+    """One synchronous dummy server per period, started on first use."""
+    servers: dict[int, PrivateServer] = {}
+
+    def get(period: int) -> PrivateServer:
+        if period not in servers:
+            servers[period] = PrivateServer(f"jacknet-test-p{period}", RATE, period, sync=True).start()
+        return servers[period]
+
+    yield get
+    for server in servers.values():
+        server.stop()
+
+
+class Link:
+    """One sender/receiver pair on ``server``, fed and recorded by test clients."""
+
+    def __init__(self, server: PrivateServer, tag: str, channels: int, codec: str = "float32",
+                 latency_ms: float = 40.0, relay=None, recv_channels: int | None = None,
+                 **sender_options) -> None:
+        self.closers = []
+        self.channels = channels
+        recv_channels = recv_channels or channels
+        source = self._client(JackClient(f"sig-{tag}", server.name))
+        source.register("out", channels, "out")
+        source.run(Generator(channels, "noise"))
+        recorder = self._client(JackClient(f"rec-{tag}", server.name))
+        recorder.register("in", recv_channels, "in")
+        self.capture = Capture(recv_channels, capacity=1 << 16)
+        recorder.run(self.capture)
+        self.receiver = self._client(Receiver(ReceiverConfig(
+            "127.0.0.1", 0, recv_channels, f"recv-{tag}", f"rec-{tag}:in_.*", latency_ms,
+            server.name)).start())
+        target = self.receiver.address
+        if relay is not None:
+            target = relay.start(target)
+            self.closers.append(relay)
+        self.sender = self._client(Sender(SenderConfig(
+            target[0], target[1], channels, f"send-{tag}", f"sig-{tag}:out_.*", codec,
+            server=server.name, **sender_options)).start())
+        self.checker = SignalChecker(self.capture, INT16_LSB if codec == "int16" else 0.0,
+                                     server.period, RATE)
+
+    def _client(self, client):
+        self.closers.append(client)
+        return client
+
+    def close(self) -> None:
+        for c in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                c.close()
+
+
+WARMUP = 1.0  # ports are connected one by one while audio already flows
+
+
+def run_links(links: list[Link], seconds: float, during=None) -> None:
+    """Let audio flow for ``seconds`` after a warm-up, checking as it goes;
+    ``during(t)`` is called every poll with the elapsed time."""
+    time.sleep(WARMUP)
+    for link in links:
+        link.checker.discard()
+    start = time.monotonic()
+    while (elapsed := time.monotonic() - start) < seconds:
+        time.sleep(0.05)
+        if during:
+            during(elapsed)
+        for link in links:
+            link.checker.poll()
+
+
+@pytest.fixture
+def links():
+    made: list[Link] = []
+    yield made
+    for link in made:
+        link.close()

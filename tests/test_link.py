@@ -1,0 +1,43 @@
+"""End to end on a real dummy JACK server: the known signal through sender,
+UDP on 127.0.0.1 and receiver, recorded and checked sample by sample."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import RATE, Link, run_links
+
+SECONDS = 11
+
+
+def assert_exact_tail(link: Link, min_seconds: float) -> None:
+    """The last checked stretch is at one constant delay and has no frame
+    that differs (float32: bit-exact; int16: within 1 LSB): no gaps."""
+    seg = link.checker.current
+    assert seg is not None and seg.delay is not None, link.checker.segments
+    assert seg.frames >= min_seconds * RATE, link.checker.summary()
+    assert seg.exact == seg.frames, link.checker.summary()
+    assert link.capture.discontinuities == 0
+    assert link.capture.dropped == 0
+
+
+@pytest.mark.parametrize("period", [64, 256])
+@pytest.mark.parametrize("codec", ["float32", "int16"])
+def test_link_is_exact(jack_servers, links, period, codec):
+    server = jack_servers(period)
+    for channels in (1, 2, 8):
+        links.append(Link(server, f"{codec}-{channels}", channels, codec))
+    run_links(links, SECONDS)
+    for link in links:
+        assert_exact_tail(link, SECONDS - 0.5)
+        assert len(link.checker.segments) == 1, link.checker.segments  # one delay throughout
+        stats = link.receiver.stats()
+        assert stats["lost"] == 0 and stats["late"] == 0 and stats["underruns"] == 0, stats
+        if codec == "float32":
+            assert link.checker.current.max_error == 0.0
+
+
+def test_fewer_receiver_channels_play_the_first_ones(jack_servers, links):
+    server = jack_servers(256)
+    links.append(Link(server, "map", channels=4, recv_channels=2))
+    run_links(links, 3)
+    assert_exact_tail(links[0], 1.5)
