@@ -24,7 +24,7 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
-def test_signal(channel: int, frame_times: np.ndarray) -> np.ndarray:
+def known_signal(channel: int, frame_times: np.ndarray) -> np.ndarray:
     """The generator's known signal, computed in numpy (bit-identical to C).
 
     Parameters

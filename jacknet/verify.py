@@ -2,7 +2,7 @@
 
 Used by ``jacknet demo``, the end-to-end tests and the benchmarks: a
 `Capture` records the receiver's outputs, and each recorded cycle is compared
-with `test_signal` at the frame times it was recorded, minus the link's delay.
+with `known_signal` at the frame times it was recorded, minus the link's delay.
 The delay is found once from the data and then held; a change of delay (a
 re-sync) starts a new segment, so a test can ask for "exact at one constant
 offset" over any stretch.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jacknet.realtime import Capture, test_signal
+from jacknet.realtime import Capture, known_signal
 
 SEARCH_SECONDS = 2.0
 
@@ -67,7 +67,7 @@ class SignalChecker:
         delays = np.arange(int(SEARCH_SECONDS * self.samplerate), dtype=np.int64)
         hits = delays
         for j in range(k, min(k + 4, len(rec))):
-            cand = test_signal(0, times[j] - hits)
+            cand = known_signal(0, times[j] - hits)
             hits = hits[np.abs(cand - rec[j]) <= self.tolerance]
             if len(hits) == 0:
                 return None
@@ -101,7 +101,7 @@ class SignalChecker:
             seg.frames += len(times)
             if seg.delay is None:
                 continue
-            expected = np.stack([test_signal(ch, times - seg.delay)
+            expected = np.stack([known_signal(ch, times - seg.delay)
                                  for ch in range(self._buf.shape[0])])
             err = np.abs(expected - self._buf)
             ok = (err <= self.tolerance).all(axis=0)

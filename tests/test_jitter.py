@@ -1,0 +1,124 @@
+"""The jitter buffer and the C playout, driven by a simulated clock (no
+sleeps, no JACK): the test calls the same C function a JACK cycle calls."""
+from __future__ import annotations
+
+import numpy as np
+
+from jacknet.jitter import JitterBuffer
+from jacknet.realtime import Playout, known_signal
+
+RATE, PERIOD, N, CH = 48000, 128, 128, 2
+TARGET = 96
+TRANSIT = 20  # frames from a packet's last frame to its arrival
+
+
+def block(ts: int) -> np.ndarray:
+    t = np.arange(ts, ts + N)
+    return np.stack([known_signal(ch, t) for ch in range(CH)])
+
+
+class Sim:
+    """Packets k = 0.. carry sender frames [kN, kN+N) and arrive at
+    ``(k+1)N + TRANSIT + extra``; receiver cycles start every PERIOD frames."""
+
+    def __init__(self, cycles: int = 300) -> None:
+        self.playout = Playout(CH, 1 << 14, RATE)
+        self.jb = JitterBuffer(self.playout, PERIOD, TARGET, RATE)
+        self.cycles = cycles
+        self.out = np.zeros((CH, cycles * PERIOD), np.float32)
+
+    def run(self, arrivals: list[tuple[int, int, int, int]]) -> "Sim":
+        """arrivals: (arrival clock, stream id, packet number, timestamp offset)."""
+        events = sorted(arrivals)
+        e = 0
+        for m in range(self.cycles):
+            now = m * PERIOD
+            while e < len(events) and events[e][0] <= now:
+                at, stream, k, _ = events[e]
+                self.jb.insert(stream, k * N, block(k * N), at)
+                e += 1
+            self.playout.run(now, self.out[:, m * PERIOD:(m + 1) * PERIOD])
+        return self
+
+    def delay(self) -> int:
+        """Receiver frame minus sender frame, from the lock."""
+        return self.playout.offset + self.jb._base
+
+    def expected(self, start: int, stop: int) -> np.ndarray:
+        t = np.arange(start, stop) - self.delay()
+        return np.stack([known_signal(ch, t) for ch in range(CH)])
+
+    def exact(self, start: int, stop: int) -> bool:
+        return np.array_equal(self.out[:, start:stop], self.expected(start, stop))
+
+
+def steady(k_range=range(300), extra=lambda k: 0, stream=1):
+    return [((k + 1) * N + TRANSIT + extra(k), stream, k, 0) for k in k_range]
+
+
+SETTLED = 40 * PERIOD  # lock (20 ms) plus the fade-in lie well before this
+
+
+def test_in_order_is_exact_at_the_locked_delay():
+    sim = Sim().run(steady())
+    # Arrival is N + TRANSIT after a packet's first frame; add a period and the target.
+    assert sim.delay() == PERIOD + N + TRANSIT + TARGET
+    assert sim.exact(SETTLED, 280 * PERIOD)
+    assert sim.playout.concealed_frames == 0 and sim.jb.stats.late == 0
+
+
+def test_reordered_packets_within_the_target_are_exact():
+    sim = Sim().run(steady(extra=lambda k: 80 if k % 7 == 3 else 0))  # k=3 arrives after k=4
+    assert sim.exact(SETTLED, 280 * PERIOD)
+    assert sim.playout.concealed_frames == 0
+
+
+def test_duplicates_are_dropped_and_counted():
+    sim = Sim().run(steady() + steady(extra=lambda k: 5))
+    assert sim.exact(SETTLED, 280 * PERIOD)
+    assert sim.jb.stats.duplicate >= 280
+
+
+def test_loss_is_concealed_without_a_step_and_then_exact_again():
+    lost = 100
+    sim = Sim().run(steady([k for k in range(300) if k != lost]))
+    gap = (lost * N + sim.delay(), (lost + 1) * N + sim.delay())
+    assert sim.playout.concealed_frames == N and sim.playout.underruns >= 1
+    assert sim.exact(SETTLED, gap[0])
+    # No click: around the gap, no sample-to-sample step exceeds the signal's own.
+    signal_step = np.abs(np.diff(sim.expected(SETTLED, gap[0]), axis=1)).max()
+    around = sim.out[:, gap[0] - 10:gap[1] + 200]
+    assert np.abs(np.diff(around, axis=1)).max() <= signal_step
+    fade = round(0.002 * RATE)
+    assert sim.exact(gap[1] + fade, 280 * PERIOD)
+
+
+def test_late_packets_are_dropped_counted_and_concealed():
+    sim = Sim().run(steady(extra=lambda k: 1000 if k == 120 else 0))
+    assert sim.jb.stats.late == 1
+    assert sim.playout.concealed_frames == N
+    assert sim.exact(150 * PERIOD, 280 * PERIOD)
+
+
+def test_a_foreign_stream_cannot_take_over_a_live_one():
+    foreign = [(at + 3, 99, k, 0) for at, _, k, _ in steady(range(60, 80))]
+    sim = Sim().run(steady() + foreign)
+    assert sim.jb.stats.foreign == 20
+    assert sim.exact(SETTLED, 280 * PERIOD)
+
+
+def test_a_restarted_sender_is_taken_over_after_silence():
+    first = steady(range(100), stream=1)
+    quiet = 100 * N + round(0.3 * RATE)          # sender away for 300 ms
+    second = [(quiet + (k + 1) * N + TRANSIT, 2, k, 0) for k in range(150)]
+    sim = Sim(cycles=450).run(first + second)
+    assert sim.jb.stats.streams == 2 and sim.jb.stream_id == 2
+    start = quiet + 40 * PERIOD
+    assert sim.exact(start, start + 100 * PERIOD)
+
+
+def test_a_packet_far_ahead_resyncs():
+    jumped = [((k + 1) * N + TRANSIT, 1, k + (5000 if k >= 150 else 0), 0) for k in range(300)]
+    sim = Sim().run(jumped)
+    assert sim.jb.stats.early == 1 and sim.jb.stats.relocks == 1
+    assert sim.exact(200 * PERIOD, 280 * PERIOD)

@@ -1,0 +1,103 @@
+"""Packet header round trip, rejection of each malformed field, fragments."""
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from jacknet import protocol
+from jacknet.errors import MalformedPacket
+from jacknet.protocol import HEADER_SIZE, Header, Reassembler, fragment, parse
+
+H = Header(codec=protocol.CODEC_INT16, stream_id=0xDEADBEEF, seq=7, timestamp=2**40 + 5,
+           sample_rate=48000, frames=128, channels=2, payload_len=512,
+           transport_state=1, transport_frame=12345)
+
+
+def datagram(header: Header = H, payload: bytes = b"\x01" * 512) -> bytes:
+    return replace(header, payload_len=len(payload)).pack() + payload
+
+
+def test_round_trip():
+    assert HEADER_SIZE == 40
+    assert parse(datagram()) == H
+
+
+def patched(offset: int, fmt_bytes: bytes) -> bytes:
+    d = bytearray(datagram())
+    d[offset:offset + len(fmt_bytes)] = fmt_bytes
+    return bytes(d)
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "truncated"),
+    (datagram()[:HEADER_SIZE - 1], "truncated"),
+    (patched(0, b"XNET"), "magic"),
+    (patched(4, b"\x02"), "version"),
+    (patched(5, b"\x09"), "codec"),
+    (patched(7, b"\x07"), "transport"),
+    (datagram(replace(H, channels=0)), "channels"),
+    (datagram(replace(H, channels=65)), "channels"),
+    (datagram(replace(H, frames=0)), "frames"),
+    (datagram(replace(H, frames=9000)), "frames"),
+    (datagram(replace(H, sample_rate=7999)), "rate"),
+    (datagram(replace(H, sample_rate=10**6)), "rate"),
+    (replace(H, frag_index=2, frag_count=2).pack() + b"x" * 512, "fragment"),
+    (replace(H, frag_count=0).pack() + b"x" * 512, "fragment"),
+    (replace(H, payload_len=600).pack() + b"x" * 512, "length"),   # a length that lies
+    (replace(H, payload_len=0).pack(), "length"),
+    (datagram()[:-1], "length"),                                     # truncated payload
+])
+def test_rejects_each_malformed_field(data, reason):
+    with pytest.raises(MalformedPacket) as e:
+        parse(data)
+    assert e.value.reason == reason
+
+
+def test_random_bytes_never_crash():
+    rng = random.Random(1)
+    for _ in range(2000):
+        data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 120)))
+        with pytest.raises(MalformedPacket):
+            parse(data)
+
+
+def test_fragments_fit_the_mtu_and_reassemble_in_any_order():
+    payload = bytes(range(256)) * 40  # 10240 bytes
+    parts = fragment(replace(H, payload_len=len(payload)), payload, mtu=1400)
+    assert len(parts) == 8 and all(len(p) <= 1400 for p in parts)
+    r = Reassembler()
+    random.Random(3).shuffle(parts)
+    results = [r.add(parse(p), p[HEADER_SIZE:]) for p in parts]
+    assert all(x is None for x in results[:-1])
+    header, whole = results[-1]
+    assert whole == payload and header.frag_count == 1 and header.seq == H.seq
+
+
+def test_small_packet_is_one_datagram():
+    parts = fragment(H, b"abc", mtu=1400)
+    assert len(parts) == 1 and parse(parts[0]).frag_count == 1
+
+
+def test_incomplete_packets_are_evicted_and_counted():
+    r = Reassembler(window=2)
+    payload = b"z" * 3000
+    for seq in range(4):
+        first = fragment(replace(H, seq=seq), payload, mtu=1400)[0]
+        assert r.add(parse(first), first[HEADER_SIZE:]) is None
+    assert r.incomplete == 2
+
+
+def test_mismatched_fragment_is_malformed():
+    r = Reassembler()
+    a = fragment(H, b"q" * 3000, mtu=1400)
+    b = fragment(replace(H, timestamp=H.timestamp + 1), b"q" * 3000, mtu=1400)
+    r.add(parse(a[0]), a[0][HEADER_SIZE:])
+    with pytest.raises(MalformedPacket):
+        r.add(parse(b[1]), b[1][HEADER_SIZE:])
+
+
+def test_too_many_fragments_is_refused():
+    with pytest.raises(ValueError, match="--mtu"):
+        fragment(H, b"x" * 400_000, mtu=600)
