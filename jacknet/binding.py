@@ -14,7 +14,7 @@ import threading
 
 import jack
 
-from jacknet.errors import ConfigError, ServerNotRunning
+from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
 from jacknet.realtime import _Engine
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,10 @@ class JackClient:
         if jack._lib.jack_set_process_callback(self._client._ptr, callback, arg) != 0:
             raise RuntimeError("JACK refused the process callback")
         self._engine = engine  # the C state must outlive the callback
-        self._client.activate()
+        try:
+            self._client.activate()
+        except jack.JackError as e:
+            raise JacknetError(f"JACK would not activate client '{self.name}': {e}") from None
 
     def connect(self, pattern: str | None) -> list[tuple[str, str]]:
         """Connect our ports, in order, to existing ports matching ``pattern``.

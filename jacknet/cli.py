@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
@@ -56,10 +57,18 @@ def _latency(text: str) -> float:
     return value
 
 
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"bad regular expression {text!r}: {e}") from None
+    return text
+
+
 def _common(p: argparse.ArgumentParser, default_name: str) -> None:
     p.add_argument("--channels", type=_int_range(1, 64), default=2, help="audio channels (1..64)")
     p.add_argument("--name", default=default_name, help="JACK client name")
-    p.add_argument("--connect", metavar="REGEX",
+    p.add_argument("--connect", metavar="REGEX", type=_regex,
                    help="connect our ports, in order, to existing ports matching REGEX")
     p.add_argument("--server", metavar="NAME", help="JACK server name (default server if omitted)")
     p.add_argument("--stats-interval", type=_positive_float, default=5.0, metavar="S",

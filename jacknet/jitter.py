@@ -81,6 +81,7 @@ class JitterBuffer:
     def _start_stream(self, stream_id: int, timestamp: int) -> None:
         self.stream_id = stream_id
         self._base = self._next_base - timestamp
+        self._newest_end = 0
         self.playout.count_gaps_from(self._next_base)
         self.stats.streams += 1
         self._begin_settle()
@@ -157,13 +158,19 @@ class JitterBuffer:
             self._lock()
             return "stored"
 
+        fresh = end > self._newest_end
+        self._newest_end = max(self._newest_end, end)
         if end <= read_end:
             self.stats.late += 1
-            self._late_run += 1
-            if self._late_run >= RELOCK_AFTER_LATE:
-                self._relock("packets keep arriving after their playout time")
+            # Only new audio arriving late means the mapping is stale; late
+            # replays of old packets must not be able to force a re-sync.
+            if fresh:
+                self._late_run += 1
+                if self._late_run >= RELOCK_AFTER_LATE:
+                    self._relock("packets keep arriving after their playout time")
             return "late"
-        self._late_run = 0
+        if fresh:
+            self._late_run = 0
         if pl.has(first) and pl.has(end - 1):
             self.stats.duplicate += 1
             return "duplicate"

@@ -9,6 +9,7 @@ the full header with their own fragment index.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass, replace
 
 from jacknet.errors import MalformedPacket
@@ -112,12 +113,16 @@ class Reassembler:
 
     Up to ``window`` packets may be incomplete at once; when a newer one
     pushes an older one out, the older one is counted in ``incomplete``.
+    A fragment of a packet completed recently is counted in ``duplicate``
+    (it must not start a second copy that could never complete).
     """
 
     def __init__(self, window: int = 16) -> None:
         self.window = window
         self.incomplete = 0
+        self.duplicate = 0
         self._pending: dict[tuple[int, int], tuple[Header, list[bytes | None]]] = {}
+        self._done: deque[tuple[int, int]] = deque(maxlen=4 * window)
 
     def add(self, header: Header, payload: bytes) -> tuple[Header, bytes] | None:
         """Add one fragment; return (header, payload) once its packet is whole."""
@@ -125,6 +130,9 @@ class Reassembler:
             return header, bytes(payload)
         key = (header.stream_id, header.seq)
         entry = self._pending.get(key)
+        if entry is None and key in self._done:
+            self.duplicate += 1
+            return None
         if entry is None:
             if len(self._pending) >= self.window:
                 del self._pending[next(iter(self._pending))]
@@ -139,5 +147,6 @@ class Reassembler:
         if any(p is None for p in parts):
             return None
         del self._pending[key]
+        self._done.append(key)
         whole = b"".join(parts)  # type: ignore[arg-type]
         return replace(first, frag_index=0, frag_count=1, payload_len=len(whole)), whole

@@ -28,6 +28,7 @@ class Segment:
     exact: int = 0          # frames where every channel matched within tolerance
     max_error: float = 0.0
     bad_at: list[int] = field(default_factory=list)  # frame times of the first mismatches
+    clean_tail: int = 0     # frames matched since the last mismatch
 
 
 class SignalChecker:
@@ -109,6 +110,7 @@ class SignalChecker:
             if len(seg.bad_at) < 8 and not ok.all():
                 seg.bad_at.append(int(times[np.argmin(ok)]))
             seg.max_error = max(seg.max_error, float(err.max()))
+            seg.clean_tail = seg.clean_tail + len(ok) if ok.all() else len(ok) - 1 - int(np.flatnonzero(~ok)[-1])
             self._misses = self._misses + 1 if not ok.all() else 0
 
     @property
@@ -122,4 +124,4 @@ class SignalChecker:
         bad = seg.frames - seg.exact
         return (f"check: delay={seg.delay} frames ({1000 * seg.delay / self.samplerate:.2f} ms) "
                 f"checked={seg.frames / self.samplerate:.1f}s mismatched_frames={bad} "
-                f"segments={len(self.segments)}")
+                f"exact_for={seg.clean_tail / self.samplerate:.1f}s segments={len(self.segments)}")

@@ -101,3 +101,12 @@ def test_mismatched_fragment_is_malformed():
 def test_too_many_fragments_is_refused():
     with pytest.raises(ValueError, match="--mtu"):
         fragment(H, b"x" * 400_000, mtu=600)
+
+
+def test_fragments_of_a_completed_packet_count_as_duplicates():
+    r = Reassembler()
+    parts = fragment(H, b"d" * 3000, mtu=1400)
+    for p in parts:
+        r.add(parse(p), p[HEADER_SIZE:])
+    assert r.add(parse(parts[1]), parts[1][HEADER_SIZE:]) is None
+    assert r.duplicate == 1 and r.incomplete == 0

@@ -1,0 +1,64 @@
+"""A UDP relay for the tests that injects loss, duplication and delay jitter
+(which reorders), with a seeded random generator so runs repeat."""
+from __future__ import annotations
+
+import heapq
+import random
+import socket
+import threading
+import time
+
+
+class UdpRelay:
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.loss = self.duplicate = 0.0
+        self.jitter = 0.0  # seconds, uniform 0..jitter
+        self.forwarded = self.dropped = self.duplicated = 0
+        self._queue: list[tuple[float, int, bytes]] = []
+        self._n = 0
+        self._stop = threading.Event()
+
+    def start(self, target: tuple[str, int]) -> tuple[str, int]:
+        self.target = target
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self.sock.getsockname()
+
+    def impair(self, loss: float = 0.0, duplicate: float = 0.0, jitter: float = 0.0) -> None:
+        self.loss, self.duplicate, self.jitter = loss, duplicate, jitter
+
+    def _schedule(self, data: bytes, now: float) -> None:
+        self._n += 1
+        heapq.heappush(self._queue, (now + self.rng.uniform(0, self.jitter), self._n, data))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while self._queue and self._queue[0][0] <= now:
+                self.out.sendto(heapq.heappop(self._queue)[2], self.target)
+                self.forwarded += 1
+            wait = self._queue[0][0] - now if self._queue else 0.05
+            self.sock.settimeout(max(0.0002, min(wait, 0.05)))
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self.rng.random() < self.loss:
+                self.dropped += 1
+                continue
+            self._schedule(data, now)
+            if self.rng.random() < self.duplicate:
+                self.duplicated += 1
+                self._schedule(data, now)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        self.sock.close()
+        self.out.close()

@@ -1,0 +1,46 @@
+"""Bad flags: one line, exit 2, no traceback.  No server: says how to start one."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def jacknet(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jacknet", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args", [
+    ["send"],                                        # missing destination
+    ["send", "h:1", "--channels", "0"],
+    ["send", "h:1", "--channels", "65"],
+    ["send", "h:1", "--channels", "two"],
+    ["send", "h:1", "--codec", "mp3"],
+    ["send", "h:1", "--mtu", "100"],
+    ["send", "h:1", "--frames-per-packet", "9000"],
+    ["send", "h:99999"],
+    ["send", "h:"],
+    ["send", "h:0"],
+    ["send", "[::1"],
+    ["recv", "--latency", "-3"],
+    ["recv", "--latency", "5000"],
+    ["recv", "--connect", "("],                     # bad regex, found once JACK is up
+    ["recv", ":70000"],
+    ["frobnicate"],
+    ["send", "h:1", "--no-such-flag"],
+])
+def test_bad_flags_exit_2_with_one_line(args):
+    r = jacknet(*args, "--server", "jacknet-test-none")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_no_server_says_how_to_start_one():
+    r = jacknet("recv", "127.0.0.1:0", "--server", "jacknet-test-none")
+    assert r.returncode == 1
+    assert "no JACK server named 'jacknet-test-none'" in r.stderr and "jackd" in r.stderr
+    assert "Traceback" not in r.stderr
