@@ -1,0 +1,147 @@
+"""Latency benchmark: an impulse through sender -> UDP -> receiver on one JACK server.
+
+Like jack_delay: an impulse generator client and a detector client on one
+private dummy server; the link under test runs as real `jacknet send` and
+`jacknet recv` processes in between.  For each configuration it reports the
+round-trip latency (generator frame -> detector frame), CPU % of one core for
+each process, xruns in the window, and glitches (impulses missing, late,
+early or doubled, or stray samples).  A baseline row runs the same loop
+through `jack_thru`, a minimal C client, in the same run.
+
+Not a test: it prints a table and asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from jacknet.binding import JackClient
+from jacknet.jackserver import PrivateServer
+from jacknet.realtime import Capture, Generator
+
+INTERVAL = 4800  # frames between impulses (100 ms at 48 kHz)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def detect(capture: Capture, buf: np.ndarray, result: dict) -> None:
+    """Find impulses in what was recorded since the last call."""
+    while (pos := capture.read_into(buf)) >= 0:
+        ft = capture.frame_time_at(pos)
+        if ft is None:
+            continue
+        x = np.abs(buf).max(axis=0)
+        for i in np.flatnonzero(x > 0.01):
+            if x[i] > 0.5:
+                result["latencies"].append((ft + int(i)) % INTERVAL)
+            else:
+                result["stray"] += 1
+
+
+def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
+             link: list[list[str]], jack: JackClient) -> dict:
+    src = JackClient("bench-src", server.name)
+    src.register("out", channels, "out")
+    gen = Generator(channels, "silence", impulse_interval=INTERVAL)
+    src.run(gen)
+    det = JackClient("bench-det", server.name)
+    det.register("in", channels, "in")
+    cap = Capture(channels, capacity=1 << 16)
+    det.run(cap)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for cmd in link]
+    try:
+        time.sleep(2.0)  # let the link lock and the ports connect
+        if label == "jack_thru":
+            for ch in range(channels):
+                jack.connect_ports(f"bench-src:out_{ch + 1}", f"jack_thru:input_{ch + 1}")
+                jack.connect_ports(f"jack_thru:output_{ch + 1}", f"bench-det:in_{ch + 1}")
+        time.sleep(0.5)
+        cap.skip()
+        gen.set_mode("impulse")
+        buf = np.zeros((channels, server.period), np.float32)
+        result = {"latencies": [], "stray": 0}
+        xruns0 = jack.xruns
+        cpu0 = [cpu_seconds(p.pid) for p in procs]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(0.05)
+            detect(cap, buf, result)
+        wall = time.monotonic() - t0
+        cpu = [100 * (cpu_seconds(p.pid) - c) / wall for p, c in zip(procs, cpu0)]
+        xruns = jack.xruns - xruns0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+        src.close()
+        det.close()
+    lat = result["latencies"]
+    expected = int(wall * server.rate / INTERVAL)
+    median = statistics.median(lat) if lat else None
+    off = sum(1 for v in lat if v != median)
+    glitches = abs(expected - len(lat)) + off + result["stray"]
+    return {"label": label, "channels": channels, "median": median,
+            "max": max(lat) if lat else None, "cpu": cpu, "xruns": xruns,
+            "glitches": glitches, "impulses": len(lat)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--period", type=int, default=128)
+    ap.add_argument("--channels", type=int, nargs="+", default=[2, 16])
+    ap.add_argument("--codecs", nargs="+", default=["float32", "int16"])
+    ap.add_argument("--latency", type=float, default=1.0, help="receiver --latency in ms")
+    ap.add_argument("--no-realtime", action="store_true", help="run jackd without -R")
+    args = ap.parse_args()
+    rate = 48000
+    realtime = not args.no_realtime and os.geteuid() == 0
+    py = [sys.executable, "-m", "jacknet"]
+    rows = []
+    with PrivateServer("jacknet-bench", rate, args.period, sync=False, realtime=realtime) as server:
+        watcher = JackClient("bench-xruns", server.name)
+        watcher.register("in", 1, "in")
+        watcher.run(Capture(1))
+        for channels in args.channels:
+            rows.append(run_case(server, "jack_thru", channels, args.seconds,
+                                 [["jack_thru", "-s", server.name, "-c", str(channels)]
+                                  if False else ["env", f"JACK_DEFAULT_SERVER={server.name}",
+                                                 "jack_thru", str(channels)]], watcher))
+            for codec in args.codecs:
+                link = [py + ["recv", "127.0.0.1:47999", "--server", server.name, "--channels",
+                              str(channels), "--connect", "bench-det:in_.*",
+                              "--latency", str(args.latency), "--stats-interval", "3600"],
+                        py + ["send", "127.0.0.1:47999", "--server", server.name, "--channels",
+                              str(channels), "--connect", "bench-src:out_.*", "--codec", codec,
+                              "--stats-interval", "3600"]]
+                rows.append(run_case(server, f"jacknet {codec}", channels, args.seconds, link,
+                                     watcher))
+        watcher.close()
+    ms = 1000 / rate
+    print(f"\nperiod {args.period} @ {rate} Hz, {args.seconds:.0f} s per row, jackd "
+          f"{'-R' if realtime else '--no-realtime'} (async), receiver --latency {args.latency} ms\n")
+    print("| loop | ch | latency median | latency max | CPU % recv / send (or client) | xruns | glitches |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        med = "-" if r["median"] is None else f"{r['median']:.0f} fr = {r['median'] * ms:.2f} ms"
+        mx = "-" if r["max"] is None else f"{r['max']} fr = {r['max'] * ms:.2f} ms"
+        cpu = " / ".join(f"{c:.1f}" for c in r["cpu"])
+        print(f"| {r['label']} | {r['channels']} | {med} | {mx} | {cpu} | {r['xruns']} | {r['glitches']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
