@@ -345,7 +345,25 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
         p->fade_pos = 0;          /* the mapping moved: never jump, fade */
         p->last_offset = offset;
     }
-    for (uint32_t i = 0; i < nframes; i++) {
+    /* The common case, a whole cycle present with no fade under way, is one
+     * copy per channel: the frame-by-frame loop below strides across the
+     * ring's channels and costs ten times more at 64 channels. */
+    uint32_t present = 0;
+    if (locked && p->fade_pos >= p->fade_len)
+        while (present < nframes && LOAD(&p->stamp[(start + present) & mask]) == start + present + 1)
+            present++;
+    int whole = present == nframes;
+    if (whole) {
+        uint32_t at = (uint32_t)(start & mask);
+        uint32_t first = nframes < p->capacity - at ? nframes : p->capacity - at;
+        for (uint32_t ch = 0; ch < p->nch; ch++) {
+            const float *src = p->buf + (size_t)ch * p->capacity;
+            memcpy(outs[ch], src + at, first * sizeof(float));
+            memcpy(outs[ch] + first, src, (nframes - first) * sizeof(float));
+            p->hold[ch] = outs[ch][nframes - 1];
+        }
+    }
+    for (uint32_t i = 0; !whole && i < nframes; i++) {
         uint64_t idx = start + i;
         int valid = locked && LOAD(&p->stamp[idx & mask]) == idx + 1;
         const float *src = p->buf + (idx & mask);

@@ -5,8 +5,10 @@ private dummy server; the link under test runs as real `jacknet send` and
 `jacknet recv` processes in between.  For each configuration it reports the
 round-trip latency (generator frame -> detector frame), CPU % of one core for
 each process, xruns in the window, and glitches (impulses missing, late,
-early or doubled, or stray samples).  A baseline row runs the same loop
-through `jack_thru`, a minimal C client, in the same run.
+early or doubled, or stray samples).  A baseline row ("direct") wires the
+generator straight to the detector, with `jack_thru` (a minimal C client)
+idling beside it, in the same run: the machine's own xruns, an empty
+client's CPU.
 
 Not a test: it prints a table and asserts nothing.
 """
@@ -17,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -44,9 +47,26 @@ def detect(capture: Capture, buf: np.ndarray, result: dict) -> None:
         x = np.abs(buf).max(axis=0)
         for i in np.flatnonzero(x > 0.01):
             if x[i] > 0.5:
-                result["latencies"].append((ft + int(i)) % INTERVAL)
+                result["times"].append(ft + int(i))
             else:
                 result["stray"] += 1
+
+
+class LastLine:
+    """Keeps the latest stats line a `jacknet recv` prints."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.line = ""
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            if line.startswith("recv:"):
+                self.line = line
+
+    def counters(self) -> dict[str, int]:
+        fields = dict(f.split("=", 1) for f in self.line.split()[1:] if "=" in f)
+        return {k: int(fields.get(k, 0)) for k in ("concealed_frames", "underruns")}
 
 
 def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
@@ -59,20 +79,21 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
     det.register("in", channels, "in")
     cap = Capture(channels, capacity=1 << 16)
     det.run(cap)
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
              for cmd in link]
+    recv_stats = LastLine(procs[0])
     try:
         time.sleep(2.0)  # let the link lock and the ports connect
-        if label == "jack_thru":
+        if label == "direct":
             for ch in range(channels):
-                jack.connect_ports(f"bench-src:out_{ch + 1}", f"jack_thru:input_{ch + 1}")
-                jack.connect_ports(f"jack_thru:output_{ch + 1}", f"bench-det:in_{ch + 1}")
+                jack.connect_ports(f"bench-src:out_{ch + 1}", f"bench-det:in_{ch + 1}")
         time.sleep(0.5)
         cap.skip()
         gen.set_mode("impulse")
         buf = np.zeros((channels, server.period), np.float32)
-        result = {"latencies": [], "stray": 0}
+        result = {"times": [], "stray": 0}
         xruns0 = jack.xruns
+        recv0 = recv_stats.counters()
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
@@ -81,6 +102,8 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
         wall = time.monotonic() - t0
         cpu = [100 * (cpu_seconds(p.pid) - c) / wall for p, c in zip(procs, cpu0)]
         xruns = jack.xruns - xruns0
+        time.sleep(1.2)  # one more stats line from the receiver
+        recv1 = recv_stats.counters()
     finally:
         for p in procs:
             p.terminate()
@@ -88,14 +111,17 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
             p.wait(10)
         src.close()
         det.close()
-    lat = result["latencies"]
-    expected = int(wall * server.rate / INTERVAL)
+    times = result["times"]
+    lat = [t % INTERVAL for t in times]
     median = statistics.median(lat) if lat else None
-    off = sum(1 for v in lat if v != median)
-    glitches = abs(expected - len(lat)) + off + result["stray"]
+    # A glitch: an impulse missing or doubled (spacing off), moved, or a stray sample.
+    spacing = sum(1 for a, b in zip(times, times[1:]) if b - a != INTERVAL)
+    moved = sum(1 for v in lat if v != median)
+    concealed = {k: recv1.get(k, 0) - recv0.get(k, 0) for k in recv0} if recv0 else {}
     return {"label": label, "channels": channels, "median": median,
             "max": max(lat) if lat else None, "cpu": cpu, "xruns": xruns,
-            "glitches": glitches, "impulses": len(lat)}
+            "glitches": spacing + moved + result["stray"], "impulses": len(lat),
+            "concealed": concealed}
 
 
 def main() -> int:
@@ -116,14 +142,14 @@ def main() -> int:
         watcher.register("in", 1, "in")
         watcher.run(Capture(1))
         for channels in args.channels:
-            rows.append(run_case(server, "jack_thru", channels, args.seconds,
-                                 [["jack_thru", "-s", server.name, "-c", str(channels)]
-                                  if False else ["env", f"JACK_DEFAULT_SERVER={server.name}",
-                                                 "jack_thru", str(channels)]], watcher))
+            # Baseline: the generator wired straight to the detector, and an
+            # idle C client (jack_thru) beside it for an empty client's CPU.
+            rows.append(run_case(server, "direct", channels, args.seconds,
+                                 [["jack_thru", "bench-thru", server.name]], watcher))
             for codec in args.codecs:
                 link = [py + ["recv", "127.0.0.1:47999", "--server", server.name, "--channels",
                               str(channels), "--connect", "bench-det:in_.*",
-                              "--latency", str(args.latency), "--stats-interval", "3600"],
+                              "--latency", str(args.latency), "--stats-interval", "1"],
                         py + ["send", "127.0.0.1:47999", "--server", server.name, "--channels",
                               str(channels), "--connect", "bench-src:out_.*", "--codec", codec,
                               "--stats-interval", "3600"]]
@@ -133,13 +159,17 @@ def main() -> int:
     ms = 1000 / rate
     print(f"\nperiod {args.period} @ {rate} Hz, {args.seconds:.0f} s per row, jackd "
           f"{'-R' if realtime else '--no-realtime'} (async), receiver --latency {args.latency} ms\n")
-    print("| loop | ch | latency median | latency max | CPU % recv / send (or client) | xruns | glitches |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| loop | ch | latency median | latency max | CPU % recv / send (direct: jack_thru) "
+          "| xruns (whole graph) | impulse glitches | receiver underruns / concealed frames |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         med = "-" if r["median"] is None else f"{r['median']:.0f} fr = {r['median'] * ms:.2f} ms"
         mx = "-" if r["max"] is None else f"{r['max']} fr = {r['max'] * ms:.2f} ms"
         cpu = " / ".join(f"{c:.1f}" for c in r["cpu"])
-        print(f"| {r['label']} | {r['channels']} | {med} | {mx} | {cpu} | {r['xruns']} | {r['glitches']} |")
+        c = r["concealed"]
+        conceal = f"{c['underruns']} / {c['concealed_frames']}" if c else "-"
+        print(f"| {r['label']} | {r['channels']} | {med} | {mx} | {cpu} | {r['xruns']} "
+              f"| {r['glitches']} of {r['impulses']} | {conceal} |")
     return 0
 
 
