@@ -158,19 +158,18 @@ class JitterBuffer:
             self._lock()
             return "stored"
 
-        fresh = end > self._newest_end
-        self._newest_end = max(self._newest_end, end)
+        # New audio whose first frames were already played, packet after
+        # packet, means the mapping is stale (transit grew past the margin),
+        # even when each packet is only partly late.  Late replays of old
+        # packets must not be able to force a re-sync, so only fresh ones count.
+        if end > self._newest_end:
+            self._newest_end = end
+            self._late_run = self._late_run + 1 if first < read_end else 0
+            if self._late_run >= RELOCK_AFTER_LATE:
+                self._relock("packets keep arriving after their playout time")
         if end <= read_end:
             self.stats.late += 1
-            # Only new audio arriving late means the mapping is stale; late
-            # replays of old packets must not be able to force a re-sync.
-            if fresh:
-                self._late_run += 1
-                if self._late_run >= RELOCK_AFTER_LATE:
-                    self._relock("packets keep arriving after their playout time")
             return "late"
-        if fresh:
-            self._late_run = 0
         if pl.has(first) and pl.has(end - 1):
             self.stats.duplicate += 1
             return "duplicate"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 from dataclasses import dataclass
 
 from jacknet import protocol
@@ -16,6 +15,7 @@ from jacknet.binding import JackClient
 from jacknet.codecs import Decoder, make_decoder
 from jacknet.errors import MalformedPacket
 from jacknet.jitter import JitterBuffer
+from jacknet.node import Node
 from jacknet.realtime import Playout
 from jacknet.stats import RateLimitedLog
 from jacknet.transport import open_receiver_socket
@@ -34,17 +34,14 @@ class ReceiverConfig:
     server: str | None = None
 
 
-class Receiver:
+class Receiver(Node):
     """A running receiver (`start`, `stats`, `close`)."""
 
     def __init__(self, config: ReceiverConfig) -> None:
+        super().__init__()
         self.config = config
-        self.jack: JackClient | None = None
-        self.sock: socket.socket | None = None
         self.playout: Playout | None = None
         self.jitter: JitterBuffer | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._bad = RateLimitedLog(log)
         self._decoders: dict[int, Decoder] = {}
         self._format: tuple | None = None
@@ -80,8 +77,7 @@ class Receiver:
         except BaseException:
             self.close()
             raise
-        self._thread = threading.Thread(target=self._work, name="jacknet-recv", daemon=True)
-        self._thread.start()
+        self._spawn(self._work, "jacknet-recv")
         log.info("receiving on %s:%d into %d channel(s) of JACK '%s', %.1f ms target buffer",
                  *self.address, c.channels, self.jack.name, c.latency_ms)
         return self
@@ -187,18 +183,3 @@ class Receiver:
             "latency_ms": None if lat is None else 1000.0 * lat / rate,
             "margin_ms": None if margin is None else 1000.0 * margin / rate,
         }
-
-    @property
-    def jack_lost(self) -> bool:
-        return bool(self.jack and self.jack.shutdown.is_set())
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(2)
-        if self.jack:
-            self.jack.close()
-            self.jack = None
-        if self.sock:
-            self.sock.close()
-            self.sock = None

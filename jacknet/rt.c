@@ -60,6 +60,24 @@ static uint64_t clock_advance(jn_clock *c, uint32_t frame_time)
     return c->now;
 }
 
+/* Copy n samples into / out of one channel's ring of `capacity` (a power of
+ * two) starting at position idx, wrapping at the end. */
+static void ring_put(float *ring, uint32_t capacity, uint64_t idx, const float *src, uint32_t n)
+{
+    uint32_t at = (uint32_t)(idx & (capacity - 1));
+    uint32_t first = n < capacity - at ? n : capacity - at;
+    memcpy(ring + at, src, first * sizeof(float));
+    memcpy(ring, src + first, (n - first) * sizeof(float));
+}
+
+static void ring_get(const float *ring, uint32_t capacity, uint64_t idx, float *dst, uint32_t n)
+{
+    uint32_t at = (uint32_t)(idx & (capacity - 1));
+    uint32_t first = n < capacity - at ? n : capacity - at;
+    memcpy(dst, ring + at, first * sizeof(float));
+    memcpy(dst + first, ring, (n - first) * sizeof(float));
+}
+
 /* ------------------------------------------------------------------ capture */
 
 typedef struct {
@@ -112,7 +130,6 @@ void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes,
                      float *const *ins, int32_t tstate, uint32_t tframe)
 {
     uint64_t w = c->wpos;
-    uint32_t mask = c->capacity - 1;
     if (nframes > c->capacity)
         nframes = c->capacity;
     if (c->cycles && frame_time != c->next_frame_time)
@@ -128,13 +145,8 @@ void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes,
 
     STORE(&c->wbusy, w + nframes);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    uint32_t at = (uint32_t)(w & mask);
-    uint32_t first = nframes < c->capacity - at ? nframes : c->capacity - at;
-    for (uint32_t ch = 0; ch < c->nch; ch++) {
-        float *dst = c->buf + (size_t)ch * c->capacity;
-        memcpy(dst + at, ins[ch], first * sizeof(float));
-        memcpy(dst, ins[ch] + first, (nframes - first) * sizeof(float));
-    }
+    for (uint32_t ch = 0; ch < c->nch; ch++)
+        ring_put(c->buf + (size_t)ch * c->capacity, c->capacity, w, ins[ch], nframes);
     STORE(&c->wpos, w + nframes);
     STORE(&c->cycles, c->cycles + 1);
     sem_post(&c->wake);
@@ -165,7 +177,6 @@ uint64_t jn_capture_available(jn_capture *c)
  */
 int64_t jn_capture_read(jn_capture *c, float *dst, uint32_t n)
 {
-    uint32_t mask = c->capacity - 1;
     if (n == 0 || n > c->capacity / 2)
         return -1;
     for (;;) {
@@ -178,13 +189,8 @@ int64_t jn_capture_read(jn_capture *c, float *dst, uint32_t n)
             c->rpos = w - keep;
         }
         uint64_t r = c->rpos;
-        uint32_t at = (uint32_t)(r & mask);
-        uint32_t first = n < c->capacity - at ? n : c->capacity - at;
-        for (uint32_t ch = 0; ch < c->nch; ch++) {
-            const float *src = c->buf + (size_t)ch * c->capacity;
-            memcpy(dst + (size_t)ch * n, src + at, first * sizeof(float));
-            memcpy(dst + (size_t)ch * n + first, src, (n - first) * sizeof(float));
-        }
+        for (uint32_t ch = 0; ch < c->nch; ch++)
+            ring_get(c->buf + (size_t)ch * c->capacity, c->capacity, r, dst + (size_t)ch * n, n);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         if (LOAD(&c->wbusy) <= r + c->capacity) {
             c->rpos = r + n;
@@ -306,16 +312,13 @@ void jn_playout_free(jn_playout *p)
 void jn_playout_write(jn_playout *p, uint64_t idx, uint32_t n, uint32_t src_nch, const float *src)
 {
     uint32_t mask = p->capacity - 1;
-    uint32_t at = (uint32_t)(idx & mask);
-    uint32_t first = n < p->capacity - at ? n : p->capacity - at;
     for (uint32_t ch = 0; ch < p->nch; ch++) {
-        float *dst = p->buf + (size_t)ch * p->capacity;
+        float *ring = p->buf + (size_t)ch * p->capacity;
         if (ch < src_nch) {
-            memcpy(dst + at, src + (size_t)ch * n, first * sizeof(float));
-            memcpy(dst, src + (size_t)ch * n + first, (n - first) * sizeof(float));
+            ring_put(ring, p->capacity, idx, src + (size_t)ch * n, n);
         } else {
-            memset(dst + at, 0, first * sizeof(float));
-            memset(dst, 0, (n - first) * sizeof(float));
+            for (uint32_t i = 0; i < n; i++)
+                ring[(idx + i) & mask] = 0.0f;
         }
     }
     for (uint32_t i = 0; i < n; i++)
@@ -354,12 +357,8 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
             present++;
     int whole = present == nframes;
     if (whole) {
-        uint32_t at = (uint32_t)(start & mask);
-        uint32_t first = nframes < p->capacity - at ? nframes : p->capacity - at;
         for (uint32_t ch = 0; ch < p->nch; ch++) {
-            const float *src = p->buf + (size_t)ch * p->capacity;
-            memcpy(outs[ch], src + at, first * sizeof(float));
-            memcpy(outs[ch] + first, src, (nframes - first) * sizeof(float));
+            ring_get(p->buf + (size_t)ch * p->capacity, p->capacity, start, outs[ch], nframes);
             p->hold[ch] = outs[ch][nframes - 1];
         }
     }

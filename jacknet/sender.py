@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import socket
-import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +17,7 @@ import numpy as np
 from jacknet import protocol
 from jacknet.binding import JackClient
 from jacknet.codecs import make_encoder
+from jacknet.node import Node
 from jacknet.realtime import Capture
 from jacknet.transport import open_sender_socket
 
@@ -40,18 +38,15 @@ class SenderConfig:
     server: str | None = None
 
 
-class Sender:
+class Sender(Node):
     """A running sender (`start`, `stats`, `close`)."""
 
     def __init__(self, config: SenderConfig) -> None:
+        super().__init__()
         self.config = config
         self.stream_id = secrets.randbits(32)
         self.encoder = make_encoder(config.codec, dither=config.dither)
-        self.jack: JackClient | None = None
         self.capture: Capture | None = None
-        self.sock: socket.socket | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.packets = 0
         self.datagrams = 0
         self.bytes = 0
@@ -70,8 +65,7 @@ class Sender:
         except BaseException:
             self.close()
             raise
-        self._thread = threading.Thread(target=self._work, name="jacknet-send", daemon=True)
-        self._thread.start()
+        self._spawn(self._work, "jacknet-send")
         log.info("sending %d channel(s) of %s from JACK '%s' to %s:%d, %d frames per packet",
                  c.channels, c.codec, self.jack.name, c.host, c.port, self.frames)
         return self
@@ -117,18 +111,3 @@ class Sender:
             "xruns": self.jack.xruns if self.jack else 0,
             "cycles": cap.cycles if cap else 0,
         }
-
-    @property
-    def jack_lost(self) -> bool:
-        return bool(self.jack and self.jack.shutdown.is_set())
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(2)
-        if self.jack:
-            self.jack.close()
-            self.jack = None
-        if self.sock:
-            self.sock.close()
-            self.sock = None

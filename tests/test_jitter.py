@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jacknet.jitter import JitterBuffer
+from jacknet.jitter import RELOCK_AFTER_LATE, SETTLE_SECONDS, JitterBuffer
 from jacknet.realtime import Playout, known_signal
 
 RATE, PERIOD, N, CH = 48000, 128, 128, 2
@@ -122,3 +122,14 @@ def test_a_packet_far_ahead_resyncs():
     sim = Sim().run(jumped)
     assert sim.jb.stats.early == 1 and sim.jb.stats.relocks == 1
     assert sim.exact(200 * PERIOD, 280 * PERIOD)
+
+
+def test_transit_that_grows_past_the_margin_resyncs_instead_of_sticking():
+    # From packet 150 on, every packet arrives 150 frames later: its first
+    # frames would be played before it lands, every cycle, for ever.
+    sim = Sim(cycles=400).run(steady(range(400), extra=lambda k: 150 if k >= 150 else 0))
+    assert sim.jb.stats.relocks == 1
+    # Cycles lost: the run that detects it, then the re-measure under the old mapping.
+    settle_packets = -(-round(SETTLE_SECONDS * RATE) // N)
+    assert sim.playout.underruns <= RELOCK_AFTER_LATE + settle_packets + 1
+    assert sim.exact(200 * PERIOD, 390 * PERIOD)
