@@ -75,8 +75,10 @@ class JackClient:
         self.format_changed = threading.Event()
         self._client.set_xrun_callback(self._on_xrun)
         self._client.set_shutdown_callback(self._on_shutdown)
-        self._client.set_samplerate_callback(self._on_format)
-        self._client.set_blocksize_callback(self._on_format)
+        # JACK also calls these at activation; only a real change counts.
+        self._format = (self._client.samplerate, self._client.blocksize)
+        self._client.set_samplerate_callback(lambda rate: self._on_format(0, rate))
+        self._client.set_blocksize_callback(lambda frames: self._on_format(1, frames))
         self._ports: list[jack.OwnPort] = []
         self._engine: _Engine | None = None
 
@@ -88,8 +90,9 @@ class JackClient:
         self.shutdown_reason = reason
         self.shutdown.set()
 
-    def _on_format(self, value: int) -> None:
-        self.format_changed.set()
+    def _on_format(self, which: int, value: int) -> None:
+        if self._format[which] != value:
+            self.format_changed.set()
 
     @property
     def name(self) -> str:

@@ -141,6 +141,14 @@ def run_node(make: Callable[[], object], side: str, interval: float,
             if reconnects:
                 stats["reconnects"] = reconnects
             print(format_line(side, stats), flush=True)
+            if node.format_changed and not node.jack_lost:
+                # Buffers, packet size and jitter-buffer timing all follow from
+                # the period and rate: rebuild rather than patch.
+                log.info("JACK's period or sample rate changed; rebuilding the link")
+                node.close()
+                node = make()
+                node.start()
+                reconnects += 1
             if node.jack_lost:
                 log.warning("the JACK server went away (%s); waiting for it to come back",
                             node.jack.shutdown_reason or "no reason given")

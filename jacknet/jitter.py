@@ -28,7 +28,11 @@ from jacknet.realtime import Playout
 
 log = logging.getLogger(__name__)
 
-SETTLE_SECONDS = 0.02   # transit is measured over this much audio before lock
+# Transit is measured over this much audio before a stream's first lock: long
+# enough that a start-up hiccup (a process still loading) does not set the
+# latency for good.  The packets are kept meanwhile, so nothing is lost.
+FIRST_SETTLE_SECONDS = 0.25
+SETTLE_SECONDS = 0.02   # ... and before a re-sync, where the old mapping is failing
 SWITCH_SECONDS = 0.25   # a stream silent this long yields to a new one
 RELOCK_AFTER_LATE = 8   # this many late packets in a row mean the mapping is stale
 
@@ -82,11 +86,13 @@ class JitterBuffer:
         self.stream_id = stream_id
         self._base = self._next_base - timestamp
         self._newest_end = 0
+        self.playout.unlock()  # the old stream's mapping means nothing for the new one
         self.playout.count_gaps_from(self._next_base)
         self.stats.streams += 1
-        self._begin_settle()
+        self._begin_settle(FIRST_SETTLE_SECONDS)
 
-    def _begin_settle(self) -> None:
+    def _begin_settle(self, seconds: float = SETTLE_SECONDS) -> None:
+        self._settle_target = seconds * self.samplerate
         self._settling = True
         self._settle = []
         self._settle_frames = 0
@@ -147,13 +153,16 @@ class JitterBuffer:
         self._next_base = max(self._next_base, end + pl.capacity)
         read_end = pl.read_end
         fits = not pl.locked or end <= read_end + pl.capacity - 2 * max(frames, self.period)
+        if pl.has(first) and pl.has(end - 1):
+            self.stats.duplicate += 1
+            return "duplicate"
 
         if self._settling:
             self._settle.append(arrival - end)
             self._settle_frames += frames
             if fits:
                 pl.write(first, block)
-            if self._settle_frames < SETTLE_SECONDS * self.samplerate:
+            if self._settle_frames < self._settle_target:
                 return "settling"
             self._lock()
             return "stored"
@@ -170,9 +179,6 @@ class JitterBuffer:
         if end <= read_end:
             self.stats.late += 1
             return "late"
-        if pl.has(first) and pl.has(end - 1):
-            self.stats.duplicate += 1
-            return "duplicate"
         if not fits:
             self.stats.early += 1
             self._relock("packets arrive further ahead than the buffer holds")
@@ -182,6 +188,12 @@ class JitterBuffer:
         if self.stats.margin_min is None or margin < self.stats.margin_min:
             self.stats.margin_min = margin
         return "stored"
+
+    def fill_frames(self) -> int:
+        """Audio buffered ahead of the playout position, in frames."""
+        if not self.playout.locked:
+            return 0
+        return max(0, self._newest_end - self.playout.read_end)
 
     def take_margin(self) -> int | None:
         """Worst arrival margin since the last call (then start a new window)."""

@@ -27,6 +27,11 @@ class Node:
         """True once the JACK server has shut this client down."""
         return bool(self.jack and self.jack.shutdown.is_set())
 
+    @property
+    def format_changed(self) -> bool:
+        """True once JACK's period or sample rate changed under us."""
+        return bool(self.jack and self.jack.format_changed.is_set())
+
     def close(self) -> None:
         """Stop the worker, unregister the ports, close the socket."""
         self._stop.set()

@@ -52,3 +52,25 @@ def test_receiver_survives_a_jack_restart():
         if proc.poll() is None:
             proc.kill()
         server.stop()
+
+
+def test_receiver_rebuilds_when_the_period_changes():
+    server = PrivateServer(NAME, period=256).start()
+    proc = subprocess.Popen([sys.executable, "-m", "jacknet", "recv", "127.0.0.1:0", "--server",
+                             NAME, "--name", "resized", "--stats-interval", "0.3"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_ports(NAME, "resized:", 2)
+        subprocess.run(["jack_bufsize", "128"], env={"JACK_DEFAULT_SERVER": NAME},
+                       capture_output=True, timeout=10, check=True)
+        time.sleep(1.5)
+        assert proc.poll() is None
+        assert wait_for_ports(NAME, "resized:", 2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert "rebuilding the link" in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()

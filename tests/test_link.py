@@ -41,3 +41,11 @@ def test_fewer_receiver_channels_play_the_first_ones(jack_servers, links):
     links.append(Link(server, "map", channels=4, recv_channels=2))
     run_links(links, 3)
     assert_exact_tail(links[0], 1.5)
+
+
+def test_packets_need_not_match_the_period(jack_servers, links):
+    # 100-frame packets on a 64-frame period: blocks straddle cycles.
+    links.append(Link(jack_servers(64), "fpp", 2, frames_per_packet=100))
+    run_links(links, 4)
+    assert_exact_tail(links[0], 3.5)
+    assert links[0].sender.frames == 100
