@@ -16,6 +16,7 @@ from typing import Callable, NoReturn
 
 from jacknet import __version__
 from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
+from jacknet.node import DEFAULT_RT_PRIORITY
 from jacknet.stats import format_line
 from jacknet.transport import DEFAULT_PORT, parse_address
 
@@ -74,6 +75,9 @@ def _common(p: argparse.ArgumentParser, default_name: str) -> None:
     p.add_argument("--stats-interval", type=_positive_float, default=5.0, metavar="S",
                    help="print stats every S seconds (default 5)")
     p.add_argument("--seconds", type=_positive_float, metavar="N", help="stop after N seconds")
+    p.add_argument("--rt-priority", type=_int_range(0, 98), default=DEFAULT_RT_PRIORITY, metavar="P",
+                   help=f"SCHED_FIFO priority of the network thread, 0 for none "
+                        f"(default {DEFAULT_RT_PRIORITY}; keep it below JACK's)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -179,7 +183,8 @@ def _send(args: argparse.Namespace) -> int:
     if port == 0:
         raise ConfigError("the destination needs a port other than 0")
     config = SenderConfig(host, port, args.channels, args.name, args.connect, args.codec,
-                          args.dither, args.frames_per_packet, args.mtu, args.server)
+                          args.dither, args.frames_per_packet, args.mtu, args.server,
+                          args.rt_priority)
     return run_node(lambda: Sender(config), "send", args.stats_interval, args.seconds)
 
 
@@ -187,7 +192,7 @@ def _recv(args: argparse.Namespace) -> int:
     from jacknet.receiver import Receiver, ReceiverConfig
     host, port = parse_address(args.bind, "0.0.0.0")
     config = ReceiverConfig(host, port, args.channels, args.name, args.connect,
-                            args.latency, args.server)
+                            args.latency, args.server, args.rt_priority)
     return run_node(lambda: Receiver(config), "recv", args.stats_interval, args.seconds)
 
 

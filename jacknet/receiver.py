@@ -15,7 +15,7 @@ from jacknet.binding import JackClient
 from jacknet.codecs import Decoder, make_decoder
 from jacknet.errors import MalformedPacket
 from jacknet.jitter import JitterBuffer
-from jacknet.node import Node
+from jacknet.node import DEFAULT_RT_PRIORITY, Node
 from jacknet.realtime import Playout
 from jacknet.stats import RateLimitedLog
 from jacknet.transport import open_receiver_socket
@@ -32,13 +32,14 @@ class ReceiverConfig:
     connect: str | None = None
     latency_ms: float = 5.0
     server: str | None = None
+    rt_priority: int = DEFAULT_RT_PRIORITY
 
 
 class Receiver(Node):
     """A running receiver (`start`, `stats`, `close`)."""
 
     def __init__(self, config: ReceiverConfig) -> None:
-        super().__init__()
+        super().__init__(config.rt_priority)
         self.config = config
         self.playout: Playout | None = None
         self.jitter: JitterBuffer | None = None

@@ -17,7 +17,7 @@ import numpy as np
 from jacknet import protocol
 from jacknet.binding import JackClient
 from jacknet.codecs import make_encoder
-from jacknet.node import Node
+from jacknet.node import DEFAULT_RT_PRIORITY, Node
 from jacknet.realtime import Capture
 from jacknet.transport import open_sender_socket
 
@@ -36,13 +36,14 @@ class SenderConfig:
     frames_per_packet: int | None = None  # None: the JACK period
     mtu: int = 1400
     server: str | None = None
+    rt_priority: int = DEFAULT_RT_PRIORITY
 
 
 class Sender(Node):
     """A running sender (`start`, `stats`, `close`)."""
 
     def __init__(self, config: SenderConfig) -> None:
-        super().__init__()
+        super().__init__(config.rt_priority)
         self.config = config
         self.stream_id = secrets.randbits(32)
         self.encoder = make_encoder(config.codec, dither=config.dither)

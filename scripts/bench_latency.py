@@ -132,6 +132,8 @@ def main() -> int:
     ap.add_argument("--codecs", nargs="+", default=["float32", "int16"])
     ap.add_argument("--latency", type=float, default=1.0, help="receiver --latency in ms")
     ap.add_argument("--no-realtime", action="store_true", help="run jackd without -R")
+    ap.add_argument("--rt-priority", type=int, nargs="+", default=[5],
+                    help="jacknet --rt-priority values to compare (one row each)")
     args = ap.parse_args()
     rate = 48000
     realtime = not args.no_realtime and os.geteuid() == 0
@@ -147,14 +149,15 @@ def main() -> int:
             rows.append(run_case(server, "direct", channels, args.seconds,
                                  [["jack_thru", "bench-thru", server.name]], watcher))
             for codec in args.codecs:
-                link = [py + ["recv", "127.0.0.1:47999", "--server", server.name, "--channels",
-                              str(channels), "--connect", "bench-det:in_.*",
-                              "--latency", str(args.latency), "--stats-interval", "1"],
-                        py + ["send", "127.0.0.1:47999", "--server", server.name, "--channels",
-                              str(channels), "--connect", "bench-src:out_.*", "--codec", codec,
-                              "--stats-interval", "3600"]]
-                rows.append(run_case(server, f"jacknet {codec}", channels, args.seconds, link,
-                                     watcher))
+                for prio in args.rt_priority:
+                    common = ["--server", server.name, "--channels", str(channels),
+                              "--rt-priority", str(prio)]
+                    link = [py + ["recv", "127.0.0.1:47999", *common, "--connect", "bench-det:in_.*",
+                                  "--latency", str(args.latency), "--stats-interval", "1"],
+                            py + ["send", "127.0.0.1:47999", *common, "--connect", "bench-src:out_.*",
+                                  "--codec", codec, "--stats-interval", "3600"]]
+                    label = f"jacknet {codec}" + (f" prio {prio}" if len(args.rt_priority) > 1 else "")
+                    rows.append(run_case(server, label, channels, args.seconds, link, watcher))
         watcher.close()
     ms = 1000 / rate
     print(f"\nperiod {args.period} @ {rate} Hz, {args.seconds:.0f} s per row, jackd "
