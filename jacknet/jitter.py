@@ -35,6 +35,12 @@ FIRST_SETTLE_SECONDS = 0.25
 SETTLE_SECONDS = 0.02   # ... and before a re-sync, where the old mapping is failing
 SWITCH_SECONDS = 0.25   # a stream silent this long yields to a new one
 RELOCK_AFTER_LATE = 8   # this many late packets in a row mean the mapping is stale
+# A re-sync measures transit for only 20 ms, often inside the disturbance
+# that caused it.  For this long afterwards transit is watched again, and if
+# the path has calmed by more than TIGHTEN_FRAMES the latency comes back down
+# (once, with the same fade a re-sync uses).
+REVIEW_SECONDS = 2.0
+TIGHTEN_FRAMES = 16
 
 
 @dataclass
@@ -46,6 +52,7 @@ class JitterStats:
     foreign: int = 0
     streams: int = 0
     relocks: int = 0
+    tightened: int = 0
     margin_min: int | None = None  # frames the worst packet landed ahead of the playout
 
 
@@ -79,6 +86,8 @@ class JitterBuffer:
         self._last_arrival = 0
         self._late_run = 0
         self.transit_min: int | None = None
+        self._review_until: int | None = None
+        self._review_min = 0
         self._frames = period
 
     # -- mapping ---------------------------------------------------------
@@ -92,17 +101,33 @@ class JitterBuffer:
         self._begin_settle(FIRST_SETTLE_SECONDS)
 
     def _begin_settle(self, seconds: float = SETTLE_SECONDS) -> None:
+        self._review_until = None
         self._settle_target = seconds * self.samplerate
         self._settling = True
         self._settle = []
         self._settle_frames = 0
 
     def _lock(self) -> None:
-        d = min(self._settle)
+        self._set_transit(min(self._settle))
+        self._settling = False
+
+    def _set_transit(self, d: int) -> None:
         self.transit_min = d
         self.playout.set_offset(self.period + self._frames + d + self.target)
-        self._settling = False
         log.debug("locked: transit %d frames, offset %d", d, self.playout.offset)
+
+    def _review(self, transit: int, arrival: int) -> None:
+        if self._review_until is None:
+            return
+        self._review_min = min(self._review_min, transit)
+        if arrival < self._review_until:
+            return
+        self._review_until = None
+        if self._review_min < self.transit_min - TIGHTEN_FRAMES:
+            log.info("path calmer since the re-sync: latency down by %d frames",
+                     self.transit_min - self._review_min)
+            self.stats.tightened += 1
+            self._set_transit(self._review_min)
 
     @property
     def locked(self) -> bool:
@@ -184,6 +209,7 @@ class JitterBuffer:
             self._relock("packets arrive further ahead than the buffer holds")
             return "early"
         pl.write(first, block)
+        self._review(arrival - end, arrival)
         margin = first - read_end
         if self.stats.margin_min is None or margin < self.stats.margin_min:
             self.stats.margin_min = margin
@@ -205,3 +231,5 @@ class JitterBuffer:
         self.stats.relocks += 1
         self._late_run = 0
         self._begin_settle()
+        self._review_until = self._last_arrival + round(REVIEW_SECONDS * self.samplerate)
+        self._review_min = 1 << 62

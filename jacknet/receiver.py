@@ -179,7 +179,7 @@ class Receiver(Node):
             "malformed": dict(self.malformed), "rate_mismatch": self.rate_mismatch,
             "concealed_frames": pl.concealed_frames if pl else 0,
             "underruns": pl.underruns if pl else 0,
-            "relocks": s.relocks if s else 0,
+            "relocks": s.relocks if s else 0, "tightened": s.tightened if s else 0,
             "xruns": self.jack.xruns if self.jack else 0,
             "fill_ms": 1000.0 * jb.fill_frames() / rate if jb else None,
             "latency_ms": None if lat is None else 1000.0 * lat / rate,

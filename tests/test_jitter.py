@@ -133,3 +133,14 @@ def test_transit_that_grows_past_the_margin_resyncs_instead_of_sticking():
     settle_packets = -(-round(SETTLE_SECONDS * RATE) // N)
     assert sim.playout.underruns <= RELOCK_AFTER_LATE + settle_packets + 1
     assert sim.exact(250 * PERIOD, 390 * PERIOD)
+
+
+def test_a_resync_inside_a_disturbance_tightens_again_once_it_passes():
+    # Packets 200..260 arrive 600 frames late: the re-sync measures that
+    # transit and locks high.  Once the path is quick again the buffer
+    # must come back to the latency it had, not keep the disturbance's.
+    calm = PERIOD + N + TRANSIT + TARGET
+    sim = Sim(cycles=1400).run(steady(range(1400), extra=lambda k: 600 if 200 <= k < 260 else 0))
+    assert sim.jb.stats.relocks >= 1 and sim.jb.stats.tightened == 1
+    assert sim.delay() == calm
+    assert sim.exact(1300 * PERIOD, 1390 * PERIOD)
