@@ -75,6 +75,8 @@ def _common(p: argparse.ArgumentParser, default_name: str) -> None:
     p.add_argument("--stats-interval", type=_positive_float, default=5.0, metavar="S",
                    help="print stats every S seconds (default 5)")
     p.add_argument("--seconds", type=_positive_float, metavar="N", help="stop after N seconds")
+    p.add_argument("--transport", choices=["udp", "tcp"], default="udp",
+                   help="udp (default; unicast or multicast) or tcp (receiver listens, sender connects)")
     p.add_argument("--rt-priority", type=_int_range(0, 98), default=DEFAULT_RT_PRIORITY, metavar="P",
                    help=f"SCHED_FIFO priority of the network thread, 0 for none "
                         f"(default {DEFAULT_RT_PRIORITY}; keep it below JACK's)")
@@ -95,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames per packet (default: the JACK period)")
     s.add_argument("--mtu", type=_int_range(576, 65507), default=1400,
                    help="largest datagram payload in bytes (default 1400)")
+    s.add_argument("--ttl", type=_int_range(1, 255), default=1,
+                   help="multicast hops (default 1: this network only)")
+    s.add_argument("--interface", metavar="IF",
+                   help="multicast interface: its IPv4 address, or an IPv6 interface name or index")
 
     r = sub.add_parser("recv", help="play received audio on JACK outputs")
     r.add_argument("bind", metavar="[BIND][:PORT]", nargs="?", default="",
@@ -102,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(r, "jacknet-recv")
     r.add_argument("--latency", type=_latency, default=5.0, metavar="MS",
                    help="jitter buffer target in ms beyond the minimum (default 5)")
+    r.add_argument("--interface", metavar="IF",
+                   help="multicast interface to join on: its IPv4 address, or an IPv6 interface name or index")
+    r.add_argument("--allow-any-sender", action="store_true",
+                   help="play packets from any source, not only the first sender heard")
 
     d = sub.add_parser("demo", help="a whole link on a private dummy JACK server, with a test signal")
     d.add_argument("--channels", type=_int_range(1, 64), default=2)
@@ -182,17 +192,21 @@ def _send(args: argparse.Namespace) -> int:
     host, port = parse_address(args.destination, "127.0.0.1")
     if port == 0:
         raise ConfigError("the destination needs a port other than 0")
-    config = SenderConfig(host, port, args.channels, args.name, args.connect, args.codec,
-                          args.dither, args.frames_per_packet, args.mtu, args.server,
-                          args.rt_priority)
+    config = SenderConfig(host, port, channels=args.channels, name=args.name,
+                          connect=args.connect, codec=args.codec, dither=args.dither,
+                          frames_per_packet=args.frames_per_packet, mtu=args.mtu,
+                          server=args.server, rt_priority=args.rt_priority,
+                          transport=args.transport, ttl=args.ttl, interface=args.interface)
     return run_node(lambda: Sender(config), "send", args.stats_interval, args.seconds)
 
 
 def _recv(args: argparse.Namespace) -> int:
     from jacknet.receiver import Receiver, ReceiverConfig
     host, port = parse_address(args.bind, "0.0.0.0")
-    config = ReceiverConfig(host, port, args.channels, args.name, args.connect,
-                            args.latency, args.server, args.rt_priority)
+    config = ReceiverConfig(host, port, channels=args.channels, name=args.name,
+                            connect=args.connect, latency_ms=args.latency, server=args.server,
+                            rt_priority=args.rt_priority, transport=args.transport,
+                            interface=args.interface, allow_any_sender=args.allow_any_sender)
     return run_node(lambda: Receiver(config), "recv", args.stats_interval, args.seconds)
 
 

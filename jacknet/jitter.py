@@ -226,6 +226,11 @@ class JitterBuffer:
         margin, self.stats.margin_min = self.stats.margin_min, None
         return margin
 
+    def resync(self, why: str) -> None:
+        """Measure the mapping afresh (after a reconnect, say)."""
+        if self.stream_id is not None:
+            self._relock(why)
+
     def _relock(self, why: str) -> None:
         log.warning("re-syncing the jitter buffer: %s", why)
         self.stats.relocks += 1

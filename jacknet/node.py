@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from typing import Callable
 
@@ -35,7 +34,7 @@ class Node:
     def __init__(self, rt_priority: int = DEFAULT_RT_PRIORITY) -> None:
         self.rt_priority = rt_priority
         self.jack: JackClient | None = None
-        self.sock: socket.socket | None = None
+        self.link = None  # the transport's sink or source; anything with close()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -64,6 +63,6 @@ class Node:
         if self.jack:
             self.jack.close()
             self.jack = None
-        if self.sock:
-            self.sock.close()
-            self.sock = None
+        if self.link:
+            self.link.close()
+            self.link = None

@@ -7,18 +7,18 @@ buffer on the receiver's own clock and conceals what is missing.
 from __future__ import annotations
 
 import logging
-import socket
+import time
 from dataclasses import dataclass
 
 from jacknet import protocol
 from jacknet.binding import JackClient
 from jacknet.codecs import Decoder, make_decoder
 from jacknet.errors import MalformedPacket
-from jacknet.jitter import JitterBuffer
+from jacknet.jitter import SWITCH_SECONDS, JitterBuffer
 from jacknet.node import DEFAULT_RT_PRIORITY, Node
 from jacknet.realtime import Playout
 from jacknet.stats import RateLimitedLog
-from jacknet.transport import open_receiver_socket
+from jacknet.transport import TcpSource, _show, is_multicast, open_source
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class ReceiverConfig:
     latency_ms: float = 5.0
     server: str | None = None
     rt_priority: int = DEFAULT_RT_PRIORITY
+    transport: str = "udp"
+    interface: str | None = None      # multicast interface to join on
+    allow_any_sender: bool = False
 
 
 class Receiver(Node):
@@ -52,6 +55,9 @@ class Receiver(Node):
         self.bytes = 0
         self.malformed: dict[str, int] = {}
         self.rate_mismatch = 0
+        self.foreign_sources = 0
+        self._peer: tuple | None = None
+        self._peer_seen = 0.0
         self._seq_stream: int | None = None
         self._seq_first = self._seq_span = self._seq_unique = 0
         self._lost_before = self._lost_current = 0
@@ -59,12 +65,14 @@ class Receiver(Node):
     @property
     def address(self) -> tuple[str, int]:
         """The bound address (useful with port 0)."""
-        return self.sock.getsockname()[:2]
+        return self.link.address
 
     def start(self) -> "Receiver":
         c = self.config
-        self.sock = open_receiver_socket(c.host, c.port)
-        self.sock.settimeout(0.1)
+        self.link = open_source(c.transport, c.host, c.port, c.interface)
+        # Only a unicast UDP receiver can be reached by anyone at any time.
+        self._lock_sender = (c.transport == "udp" and not is_multicast(c.host)
+                             and not c.allow_any_sender)
         try:
             self.jack = JackClient(c.name, c.server)
             self.jack.register("out", c.channels, "out")
@@ -79,8 +87,8 @@ class Receiver(Node):
             self.close()
             raise
         self._spawn(self._work, "jacknet-recv")
-        log.info("receiving on %s:%d into %d channel(s) of JACK '%s', %.1f ms target buffer",
-                 *self.address, c.channels, self.jack.name, c.latency_ms)
+        log.info("receiving on %s over %s into %d channel(s) of JACK '%s', %.1f ms target buffer",
+                 _show(self.address), c.transport, c.channels, self.jack.name, c.latency_ms)
         return self
 
     def _arrival_clock(self) -> int:
@@ -92,14 +100,13 @@ class Receiver(Node):
     def _work(self) -> None:
         buf = bytearray(protocol.MAX_DATAGRAM)
         view = memoryview(buf)
+        source = self.link
         while not self._stop.is_set():
-            try:
-                n = self.sock.recv_into(buf)
-            except socket.timeout:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
+            n, peer = source.receive(buf)
+            if isinstance(source, TcpSource) and source.new_peer:
+                source.new_peer = False
+                self.jitter.resync("a sender connected")
+            if not n or not self._from_our_sender(peer):
                 continue
             self.datagrams += 1
             self.bytes += n
@@ -108,6 +115,25 @@ class Receiver(Node):
             except MalformedPacket as e:
                 self.malformed[e.reason] = self.malformed.get(e.reason, 0) + 1
                 self._bad(e.reason, "dropped a malformed packet (%s)", e)
+
+    def _from_our_sender(self, peer: tuple) -> bool:
+        """A unicast receiver plays the first sender it hears; another source
+        takes over only once that one has gone quiet (or with --allow-any-sender)."""
+        if not self._lock_sender:
+            return True
+        now = time.monotonic()
+        if peer == self._peer:
+            self._peer_seen = now
+            return True
+        if self._peer is not None and now - self._peer_seen < SWITCH_SECONDS:
+            self.foreign_sources += 1
+            self._bad("source", "ignoring packets from %s: locked to sender %s "
+                      "(--allow-any-sender to take any)", _show(peer), _show(self._peer))
+            return False
+        if self._peer is not None:
+            log.warning("sender changed from %s to %s", _show(self._peer), _show(peer))
+        self._peer, self._peer_seen = peer, now
+        return True
 
     def _handle(self, datagram: memoryview) -> None:
         header = protocol.parse(datagram)
@@ -163,6 +189,12 @@ class Receiver(Node):
     def lost(self) -> int:
         return self._lost_before + self._lost_current
 
+    def _malformed_counts(self) -> dict[str, int]:
+        counts = dict(self.malformed)
+        if isinstance(self.link, TcpSource) and self.link.malformed:
+            counts["framing"] = self.link.malformed
+        return counts
+
     def stats(self) -> dict:
         jb, pl = self.jitter, self.playout
         rate = self.jack.samplerate if self.jack else 48000
@@ -176,7 +208,9 @@ class Receiver(Node):
             "late": s.late if s else 0,
             "duplicate": (s.duplicate if s else 0) + self.reassembler.duplicate,
             "overruns": s.early if s else 0, "foreign": s.foreign if s else 0,
-            "malformed": dict(self.malformed), "rate_mismatch": self.rate_mismatch,
+            "foreign_sources": self.foreign_sources,
+            "refused": self.link.refused if isinstance(self.link, TcpSource) else None,
+            "malformed": self._malformed_counts(), "rate_mismatch": self.rate_mismatch,
             "concealed_frames": pl.concealed_frames if pl else 0,
             "underruns": pl.underruns if pl else 0,
             "relocks": s.relocks if s else 0, "tightened": s.tightened if s else 0,

@@ -19,7 +19,7 @@ from jacknet.binding import JackClient
 from jacknet.codecs import make_encoder
 from jacknet.node import DEFAULT_RT_PRIORITY, Node
 from jacknet.realtime import Capture
-from jacknet.transport import open_sender_socket
+from jacknet.transport import open_sink
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ class SenderConfig:
     mtu: int = 1400
     server: str | None = None
     rt_priority: int = DEFAULT_RT_PRIORITY
+    transport: str = "udp"
+    ttl: int = 1                      # multicast hops
+    interface: str | None = None      # multicast interface (IPv4 address, or IPv6 name/index)
 
 
 class Sender(Node):
@@ -51,11 +54,10 @@ class Sender(Node):
         self.packets = 0
         self.datagrams = 0
         self.bytes = 0
-        self.send_errors = 0
 
     def start(self) -> "Sender":
         c = self.config
-        self.sock = open_sender_socket(c.host, c.port)
+        self.link = open_sink(c.transport, c.host, c.port, c.ttl, c.interface)
         self.jack = JackClient(c.name, c.server)
         try:
             self.jack.register("in", c.channels, "in")
@@ -67,12 +69,12 @@ class Sender(Node):
             self.close()
             raise
         self._spawn(self._work, "jacknet-send")
-        log.info("sending %d channel(s) of %s from JACK '%s' to %s:%d, %d frames per packet",
-                 c.channels, c.codec, self.jack.name, c.host, c.port, self.frames)
+        log.info("sending %d channel(s) of %s from JACK '%s' to %s:%d over %s, %d frames per packet",
+                 c.channels, c.codec, self.jack.name, c.host, c.port, c.transport, self.frames)
         return self
 
     def _work(self) -> None:
-        cap, sock, c = self.capture, self.sock, self.config
+        cap, sink, c = self.capture, self.link, self.config
         block = np.zeros((c.channels, self.frames), np.float32)
         rate = self.jack.samplerate
         seq = 0
@@ -93,20 +95,17 @@ class Sender(Node):
                 seq = (seq + 1) & 0xFFFFFFFF
                 self.packets += 1
                 for datagram in protocol.fragment(header, payload, c.mtu):
-                    try:
-                        sock.send(datagram)
+                    if sink.send(datagram):
                         self.datagrams += 1
                         self.bytes += len(datagram)
-                    except OSError:
-                        # Nobody listening yet (ICMP refused) or a full socket
-                        # buffer: audio moves on either way.
-                        self.send_errors += 1
 
     def stats(self) -> dict:
         cap = self.capture
         return {
             "packets": self.packets, "datagrams": self.datagrams, "bytes": self.bytes,
-            "send_errors": self.send_errors,
+            "send_errors": self.link.errors if self.link else 0,
+            "queue_dropped": self.link.dropped if self.link else 0,
+            "connected": None if self.config.transport == "udp" else int(bool(self.link and self.link.connected)),
             "dropped_frames": cap.dropped if cap else 0,
             "clipped": self.encoder.stats.get("clipped"),
             "xruns": self.jack.xruns if self.jack else 0,

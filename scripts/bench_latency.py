@@ -15,6 +15,7 @@ Not a test: it prints a table and asserts nothing.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -132,6 +133,7 @@ def main() -> int:
     ap.add_argument("--codecs", nargs="+", default=["float32", "int16"])
     ap.add_argument("--latency", type=float, default=1.0, help="receiver --latency in ms")
     ap.add_argument("--no-realtime", action="store_true", help="run jackd without -R")
+    ap.add_argument("--transports", nargs="+", default=["udp"], choices=["udp", "tcp"])
     ap.add_argument("--rt-priority", type=int, nargs="+", default=[5],
                     help="jacknet --rt-priority values to compare (one row each)")
     args = ap.parse_args()
@@ -148,16 +150,17 @@ def main() -> int:
             # idle C client (jack_thru) beside it for an empty client's CPU.
             rows.append(run_case(server, "direct", channels, args.seconds,
                                  [["jack_thru", "bench-thru", server.name]], watcher))
-            for codec in args.codecs:
-                for prio in args.rt_priority:
-                    common = ["--server", server.name, "--channels", str(channels),
-                              "--rt-priority", str(prio)]
-                    link = [py + ["recv", "127.0.0.1:47999", *common, "--connect", "bench-det:in_.*",
-                                  "--latency", str(args.latency), "--stats-interval", "1"],
-                            py + ["send", "127.0.0.1:47999", *common, "--connect", "bench-src:out_.*",
-                                  "--codec", codec, "--stats-interval", "3600"]]
-                    label = f"jacknet {codec}" + (f" prio {prio}" if len(args.rt_priority) > 1 else "")
-                    rows.append(run_case(server, label, channels, args.seconds, link, watcher))
+            for codec, transport, prio in itertools.product(args.codecs, args.transports,
+                                                        args.rt_priority):
+                common = ["--server", server.name, "--channels", str(channels),
+                          "--rt-priority", str(prio), "--transport", transport]
+                link = [py + ["recv", "127.0.0.1:47999", *common, "--connect", "bench-det:in_.*",
+                              "--latency", str(args.latency), "--stats-interval", "1"],
+                        py + ["send", "127.0.0.1:47999", *common, "--connect", "bench-src:out_.*",
+                              "--codec", codec, "--stats-interval", "3600"]]
+                label = (f"jacknet {codec}" + (f" {transport}" if len(args.transports) > 1 else "")
+                         + (f" prio {prio}" if len(args.rt_priority) > 1 else ""))
+                rows.append(run_case(server, label, channels, args.seconds, link, watcher))
         watcher.close()
     ms = 1000 / rate
     print(f"\nperiod {args.period} @ {rate} Hz, {args.seconds:.0f} s per row, jackd "

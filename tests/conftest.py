@@ -39,6 +39,7 @@ class Link:
 
     def __init__(self, server: PrivateServer, tag: str, channels: int, codec: str = "float32",
                  latency_ms: float = 40.0, relay=None, recv_channels: int | None = None,
+                 host: str = "127.0.0.1", port: int = 0, recv_options: dict | None = None,
                  **sender_options) -> None:
         self.closers = []
         self.channels = channels
@@ -51,15 +52,16 @@ class Link:
         self.capture = Capture(recv_channels, capacity=1 << 16)
         recorder.run(self.capture)
         self.receiver = self._client(Receiver(ReceiverConfig(
-            "127.0.0.1", 0, recv_channels, f"recv-{tag}", f"rec-{tag}:in_.*", latency_ms,
-            server.name)).start())
+            host, port, recv_channels, f"recv-{tag}", f"rec-{tag}:in_.*", latency_ms,
+            server.name, **(recv_options or {}))).start())
         target = self.receiver.address
         if relay is not None:
             target = relay.start(target)
             self.closers.append(relay)
+        transport = (recv_options or {}).get("transport", "udp")
         self.sender = self._client(Sender(SenderConfig(
             target[0], target[1], channels, f"send-{tag}", f"sig-{tag}:out_.*", codec,
-            server=server.name, **sender_options)).start())
+            server=server.name, transport=transport, **sender_options)).start())
         self.checker = SignalChecker(self.capture, INT16_LSB if codec == "int16" else 0.0,
                                      server.period, RATE)
 

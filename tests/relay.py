@@ -62,3 +62,70 @@ class UdpRelay:
         self.thread.join(2)
         self.sock.close()
         self.out.close()
+
+
+class TcpRelay:
+    """Forwards TCP connections to a target; can cut every connection and
+    refuse new ones (the port closed) until `resume`."""
+
+    def __init__(self) -> None:
+        self._conns: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def start(self, target: tuple[str, int]) -> tuple[str, int]:
+        self.target = target
+        self._listen(0)
+        return self.address
+
+    def _listen(self, port: int) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(4)
+        self.address = listener.getsockname()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                down, _ = listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [down, up]
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Close every connection and stop listening: connects are refused."""
+        self._listener.close()
+        with self._lock:
+            for s in self._conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            self._conns = []
+
+    def resume(self) -> None:
+        self._listen(self.address[1])
+
+    def close(self) -> None:
+        self.cut()

@@ -1,0 +1,115 @@
+"""TCP that mends itself, UDP multicast to several receivers, IPv6, and the
+unicast receiver's lock on its first sender: all end to end on a real JACK server."""
+from __future__ import annotations
+
+import random
+import socket
+import time
+
+import pytest
+
+from conftest import RATE, Link, run_links
+from jacknet.binding import JackClient
+from jacknet.realtime import Capture
+from jacknet.receiver import Receiver, ReceiverConfig
+from jacknet.verify import SignalChecker
+from relay import TcpRelay
+from test_link import assert_exact_tail
+
+TCP = {"transport": "tcp"}
+
+
+def test_tcp_is_bit_exact(jack_servers, links):
+    links.append(Link(jack_servers(256), "tcp", 2, recv_options=TCP))
+    run_links(links, 8)
+    assert_exact_tail(links[0], 7.5)
+    assert links[0].receiver.stats()["underruns"] == 0
+
+
+def test_tcp_survives_a_cut_and_a_refusing_peer(jack_servers, links):
+    relay = TcpRelay()
+    link = Link(jack_servers(256), "tcpcut", 2, recv_options=TCP, relay=relay)
+    links.append(link)
+    resumed = {}
+
+    def outage(t: float) -> None:
+        if 3 <= t < 5 and "cut" not in resumed:
+            relay.cut()
+            resumed["cut"] = t
+        elif t >= 5 and "at" not in resumed:
+            relay.resume()
+            resumed["at"] = t
+
+    seconds = 12
+    run_links(links, seconds, during=outage)
+    stats = link.receiver.stats()
+    assert link.sender._thread.is_alive() and link.receiver._thread.is_alive()
+    assert link.sender.link.connects >= 2, "the sender never reconnected"
+    assert stats["concealed_frames"] > 0 and stats["relocks"] >= 1
+    # Audio back, and exact at a constant delay, within 2 s of the relay accepting again.
+    seg = link.checker.current
+    assert seg.delay is not None
+    assert seg.clean_tail >= (seconds - resumed["at"] - 2.0) * RATE, (link.checker.summary(), stats)
+
+
+def test_a_second_tcp_sender_is_refused_and_the_first_plays_on(jack_servers, links):
+    link = Link(jack_servers(256), "tcpbusy", 2, recv_options=TCP)
+    links.append(link)
+
+    def intruder(t: float) -> None:
+        if 1 <= t and not link.receiver.link.refused:
+            s = socket.create_connection(link.receiver.address)
+            s.settimeout(2)
+            assert s.recv(10) == b""      # closed on us
+            s.close()
+
+    run_links(links, 4, during=intruder)
+    assert link.receiver.stats()["refused"] >= 1
+    assert_exact_tail(link, 3.5)
+    assert len(link.checker.segments) == 1
+
+
+def test_multicast_reaches_two_receivers_bit_exact(jack_servers, links):
+    server = jack_servers(256)
+    group, port = f"239.255.{random.randrange(1, 250)}.{random.randrange(1, 250)}", random.randrange(40000, 50000)
+    join = {"interface": "127.0.0.1"}
+    link = Link(server, "mc", 2, host=group, port=port, recv_options=join, interface="127.0.0.1")
+    links.append(link)
+    # A second receiver on the same group, with its own recorder and check.
+    rec = JackClient("rec-mc2", server.name)
+    rec.register("in", 2, "in")
+    cap = Capture(2, capacity=1 << 16)
+    rec.run(cap)
+    second = Receiver(ReceiverConfig(group, port, 2, "recv-mc2", "rec-mc2:in_.*", 40.0, server.name,
+                                     interface="127.0.0.1")).start()
+    link.closers += [rec, second]
+    checker = SignalChecker(cap, 0.0, server.period, RATE)
+    time.sleep(1.0)
+    checker.discard()
+    run_links(links, 6, during=lambda t: checker.poll())
+    checker.poll()
+    assert_exact_tail(link, 5)
+    seg = checker.current
+    assert seg.delay is not None and seg.exact == seg.frames >= 5 * RATE, checker.summary()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_ipv6_loopback(jack_servers, links, transport):
+    links.append(Link(jack_servers(256), f"v6{transport}", 2, host="::1",
+                      recv_options={"transport": transport}))
+    run_links(links, 4)
+    assert_exact_tail(links[0], 3.5)
+
+
+def test_unicast_receiver_ignores_a_second_source_while_its_sender_plays(jack_servers, links):
+    link = Link(jack_servers(256), "lock", 2)
+    links.append(link)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # A well-formed packet from another source: ignored before it is even parsed.
+    from jacknet import protocol
+    packet = protocol.Header(protocol.CODEC_FLOAT32, 1234, 0, 0, RATE, 4, 1, payload_len=16).pack() + bytes(16)
+    run_links(links, 3, during=lambda t: other.sendto(packet, link.receiver.address))
+    other.close()
+    stats = link.receiver.stats()
+    assert stats["foreign_sources"] > 0 and stats["packets"] > 0 and stats["foreign"] == 0
+    assert_exact_tail(link, 2.5)
