@@ -144,3 +144,14 @@ def test_a_resync_inside_a_disturbance_tightens_again_once_it_passes():
     assert sim.jb.stats.relocks >= 1 and sim.jb.stats.tightened == 1
     assert sim.delay() == calm
     assert sim.exact(1300 * PERIOD, 1390 * PERIOD)
+
+
+def test_rare_early_arrival_estimates_do_not_drag_the_latency_below_the_path():
+    # Every 97th arrival is estimated 100 frames early (a disturbed clock
+    # estimate, not a real path); with a disturbance that forces a re-sync.
+    calm = PERIOD + N + TRANSIT + TARGET
+    extra = lambda k: 600 if 200 <= k < 260 else (-100 if k % 97 == 0 else 0)  # noqa: E731
+    sim = Sim(cycles=1400).run(steady(range(1400), extra=extra))
+    assert sim.delay() == calm
+    assert sim.jb.stats.relocks == 1 and sim.jb.stats.tightened == 1
+    assert sim.exact(1300 * PERIOD, 1390 * PERIOD)
