@@ -36,12 +36,22 @@ FIRST_SETTLE_SECONDS = 0.25
 SETTLE_SECONDS = 0.02   # ... and before a re-sync, where the old mapping is failing
 SWITCH_SECONDS = 0.25   # a stream silent this long yields to a new one
 RELOCK_AFTER_LATE = 8   # this many late packets in a row mean the mapping is stale
-# A re-sync measures transit for only 20 ms, often inside the disturbance
-# that caused it.  For this long afterwards transit is watched again, and if
-# the path has calmed by more than TIGHTEN_FRAMES the latency comes back down
-# (once, with the same fade a re-sync uses).
-REVIEW_SECONDS = 2.0
+# After a re-sync or a loosening, often made inside a disturbance, the margin
+# packets land with (exactly: their first frame minus the read position) is
+# watched over REVIEW_WINDOWS windows of REVIEW_SECONDS; in the first window
+# whose low percentile exceeds the target by more than TIGHTEN_FRAMES the
+# latency comes back down to leave exactly the target (with the same fade a
+# re-sync uses; a window that still held the disturbance's tail may leave
+# some for the next).  Only a few seconds: slow drift between two machines'
+# cycles must not be chased.
+REVIEW_SECONDS = 1.0
+REVIEW_WINDOWS = 5
 TIGHTEN_FRAMES = 16
+# Fresh packets that land partly late (their first frames already played) are
+# measured exactly against the read position, with no clock estimate.  This
+# many within LATE_WINDOW_SECONDS mean the margin is too small: grow it.
+LATE_IN_WINDOW = 3
+LATE_WINDOW_SECONDS = 1.0
 
 
 def low_transit(samples: list[int]) -> int:
@@ -63,6 +73,7 @@ class JitterStats:
     streams: int = 0
     relocks: int = 0
     tightened: int = 0
+    loosened: int = 0
     margin_min: int | None = None  # frames the worst packet landed ahead of the playout
 
 
@@ -98,6 +109,10 @@ class JitterBuffer:
         self.transit_min: int | None = None
         self._review_until: int | None = None
         self._review_samples: list[int] = []
+        self._reviews_left = 0
+        self._review_after_lock = False
+        self._late_times: list[int] = []
+        self._late_worst = 0
         self._frames = period
 
     # -- mapping ---------------------------------------------------------
@@ -112,6 +127,7 @@ class JitterBuffer:
 
     def _begin_settle(self, seconds: float = SETTLE_SECONDS) -> None:
         self._review_until = None
+        self._late_times, self._late_worst = [], 0
         self._settle_target = seconds * self.samplerate
         self._settling = True
         self._settle = []
@@ -120,25 +136,36 @@ class JitterBuffer:
     def _lock(self) -> None:
         self._set_transit(low_transit(self._settle))
         self._settling = False
+        if self._review_after_lock:
+            self._review_after_lock = False
+            self._start_review(self._last_arrival)
 
     def _set_transit(self, d: int) -> None:
         self.transit_min = d
         self.playout.set_offset(self.period + self._frames + d + self.target)
         log.debug("locked: transit %d frames, offset %d", d, self.playout.offset)
 
-    def _review(self, transit: int, arrival: int) -> None:
+    def _start_review(self, arrival: int) -> None:
+        self._review_until = arrival + round(REVIEW_SECONDS * self.samplerate)
+        self._reviews_left = REVIEW_WINDOWS
+        self._review_samples = []
+
+    def _review(self, margin: int, arrival: int) -> None:
         if self._review_until is None:
             return
-        self._review_samples.append(transit)
+        self._review_samples.append(margin)
         if arrival < self._review_until:
             return
-        self._review_until = None
-        calm = low_transit(self._review_samples)
-        if calm < self.transit_min - TIGHTEN_FRAMES:
-            log.info("path calmer since the re-sync: latency down by %d frames",
-                     self.transit_min - calm)
+        excess = low_transit(self._review_samples) - self.target
+        self._review_samples = []
+        self._reviews_left -= 1
+        self._review_until = (arrival + round(REVIEW_SECONDS * self.samplerate)
+                              if self._reviews_left else None)
+        if excess > TIGHTEN_FRAMES:
+            log.info("path calmer again: latency down by %d frames", excess)
             self.stats.tightened += 1
-            self._set_transit(calm)
+            self.transit_min -= excess
+            self.playout.set_offset(self.playout.offset - excess)
 
     @property
     def locked(self) -> bool:
@@ -212,6 +239,10 @@ class JitterBuffer:
             self._late_run = self._late_run + 1 if first < read_end else 0
             if self._late_run >= RELOCK_AFTER_LATE:
                 self._relock("packets keep arriving after their playout time")
+        # A partly late packet lies inside the playout window, so it cannot be
+        # an old replay: count it even if a later packet overtook it.
+        if not self._settling and first < read_end < end:
+            self._partly_late(read_end - first, arrival)
         if end <= read_end:
             self.stats.late += 1
             return "late"
@@ -220,8 +251,8 @@ class JitterBuffer:
             self._relock("packets arrive further ahead than the buffer holds")
             return "early"
         pl.write(first, block)
-        self._review(arrival - end, arrival)
         margin = first - read_end
+        self._review(margin, arrival)
         if self.stats.margin_min is None or margin < self.stats.margin_min:
             self.stats.margin_min = margin
         return "stored"
@@ -237,6 +268,23 @@ class JitterBuffer:
         margin, self.stats.margin_min = self.stats.margin_min, None
         return margin
 
+    def _partly_late(self, shortfall: int, arrival: int) -> None:
+        """Grow the buffer when fresh packets keep landing after their first
+        frames were due, even when they never do so 8 times in a row."""
+        window = LATE_WINDOW_SECONDS * self.samplerate
+        self._late_times = [t for t in self._late_times if arrival - t < window] + [arrival]
+        self._late_worst = max(self._late_worst if len(self._late_times) > 1 else 0, shortfall)
+        if len(self._late_times) < LATE_IN_WINDOW:
+            return
+        grow = self._late_worst + self.target
+        log.info("packets keep landing up to %d frames late; buffer grows by %d frames",
+                 self._late_worst, grow)
+        self.stats.loosened += 1
+        self._late_times, self._late_worst = [], 0
+        self.transit_min += grow
+        self.playout.set_offset(self.playout.offset + grow)
+        self._start_review(arrival)  # if it was a passing disturbance, come back down
+
     def resync(self, why: str) -> None:
         """Measure the mapping afresh (after a reconnect, say)."""
         if self.stream_id is not None:
@@ -247,5 +295,4 @@ class JitterBuffer:
         self.stats.relocks += 1
         self._late_run = 0
         self._begin_settle()
-        self._review_until = self._last_arrival + round(REVIEW_SECONDS * self.samplerate)
-        self._review_samples = []
+        self._review_after_lock = True

@@ -214,6 +214,7 @@ class Receiver(Node):
             "concealed_frames": pl.concealed_frames if pl else 0,
             "underruns": pl.underruns if pl else 0,
             "relocks": s.relocks if s else 0, "tightened": s.tightened if s else 0,
+            "loosened": s.loosened if s else 0,
             "xruns": self.jack.xruns if self.jack else 0,
             "fill_ms": 1000.0 * jb.fill_frames() / rate if jb else None,
             "latency_ms": None if lat is None else 1000.0 * lat / rate,

@@ -2,6 +2,7 @@
 the server is back (same name), without anyone touching it."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -32,45 +33,46 @@ def wait_for_ports(server: str, prefix: str, count: int, timeout: float = 15) ->
     return []
 
 
-def test_receiver_survives_a_jack_restart():
+@contextlib.contextmanager
+def receiver_on_private_server(client: str):
+    """A `jacknet recv` process on its own server; yields (server, process)
+    once its ports exist, and always stops both."""
     server = PrivateServer(NAME, period=256).start()
     proc = subprocess.Popen([sys.executable, "-m", "jacknet", "recv", "127.0.0.1:0", "--server",
-                             NAME, "--name", "survivor", "--stats-interval", "0.5"],
+                             NAME, "--name", client, "--stats-interval", "0.3"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for_ports(NAME, "survivor:", 2)
+        assert wait_for_ports(NAME, f"{client}:", 2)
+        yield server, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+
+
+def stop_cleanly(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    return err
+
+
+def test_receiver_survives_a_jack_restart():
+    with receiver_on_private_server("survivor") as (server, proc):
         server.stop()
         time.sleep(2)
         assert proc.poll() is None, "the receiver exited when JACK went away"
         server.start()
         assert wait_for_ports(NAME, "survivor:", 2), "the receiver did not come back"
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
+        err = stop_cleanly(proc)
         assert "waiting for it to come back" in err and "link restored" in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        server.stop()
 
 
 def test_receiver_rebuilds_when_the_period_changes():
-    server = PrivateServer(NAME, period=256).start()
-    proc = subprocess.Popen([sys.executable, "-m", "jacknet", "recv", "127.0.0.1:0", "--server",
-                             NAME, "--name", "resized", "--stats-interval", "0.3"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_for_ports(NAME, "resized:", 2)
+    with receiver_on_private_server("resized") as (server, proc):
         subprocess.run(["jack_bufsize", "128"], env={"JACK_DEFAULT_SERVER": NAME},
                        capture_output=True, timeout=10, check=True)
         time.sleep(1.5)
         assert proc.poll() is None
         assert wait_for_ports(NAME, "resized:", 2)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        assert "rebuilding the link" in err, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        server.stop()
+        assert "rebuilding the link" in stop_cleanly(proc)

@@ -124,11 +124,11 @@ def test_a_packet_far_ahead_resyncs():
     assert sim.exact(200 * PERIOD, 280 * PERIOD)
 
 
-def test_transit_that_grows_past_the_margin_resyncs_instead_of_sticking():
+def test_transit_that_grows_past_the_margin_recovers_instead_of_sticking():
     # From packet 150 on, every packet arrives 150 frames later: its first
     # frames would be played before it lands, every cycle, for ever.
     sim = Sim(cycles=400).run(steady(range(400), extra=lambda k: 150 if k >= 200 else 0))
-    assert sim.jb.stats.relocks == 1
+    assert sim.jb.stats.relocks + sim.jb.stats.loosened >= 1
     # Cycles lost: the run that detects it, then the re-measure under the old mapping.
     settle_packets = -(-round(SETTLE_SECONDS * RATE) // N)
     assert sim.playout.underruns <= RELOCK_AFTER_LATE + settle_packets + 1
@@ -141,8 +141,10 @@ def test_a_resync_inside_a_disturbance_tightens_again_once_it_passes():
     # must come back to the latency it had, not keep the disturbance's.
     calm = PERIOD + N + TRANSIT + TARGET
     sim = Sim(cycles=1400).run(steady(range(1400), extra=lambda k: 600 if 200 <= k < 260 else 0))
-    assert sim.jb.stats.relocks >= 1 and sim.jb.stats.tightened == 1
-    assert sim.delay() == calm
+    assert sim.jb.stats.relocks + sim.jb.stats.loosened >= 1 and sim.jb.stats.tightened >= 1
+    # Back to the latency of the calm path: at most the lock formula's (which
+    # assumes the worst cycle phase), at least what leaves the target margin.
+    assert calm - PERIOD <= sim.delay() <= calm
     assert sim.exact(1300 * PERIOD, 1390 * PERIOD)
 
 
@@ -152,6 +154,17 @@ def test_rare_early_arrival_estimates_do_not_drag_the_latency_below_the_path():
     calm = PERIOD + N + TRANSIT + TARGET
     extra = lambda k: 600 if 200 <= k < 260 else (-100 if k % 97 == 0 else 0)  # noqa: E731
     sim = Sim(cycles=1400).run(steady(range(1400), extra=extra))
-    assert sim.delay() == calm
-    assert sim.jb.stats.relocks == 1 and sim.jb.stats.tightened == 1
+    assert calm - PERIOD <= sim.delay() <= calm
+    assert sim.jb.stats.tightened >= 1
     assert sim.exact(1300 * PERIOD, 1390 * PERIOD)
+
+
+def test_intermittent_lateness_loosens_the_buffer_to_its_target():
+    # Every third packet from 150 on is 140 frames late (beyond the 96-frame
+    # target, never 8 in a row): the buffer must grow to cover it, not drop
+    # a few frames every few cycles for ever.
+    extra = lambda k: 140 if k >= 150 and k % 3 == 0 else 0  # noqa: E731
+    sim = Sim(cycles=900).run(steady(range(900), extra=extra))
+    assert sim.jb.stats.loosened >= 1
+    assert sim.exact(400 * PERIOD, 890 * PERIOD)
+    assert sim.playout.underruns <= 12
