@@ -65,6 +65,12 @@ class Link:
         self.checker = SignalChecker(self.capture, INT16_LSB if codec == "int16" else 0.0,
                                      server.period, RATE)
 
+    def stats_since_start(self) -> dict:
+        """Receiver counters over the checked window (after the warm-up)."""
+        now = self.receiver.stats()
+        return {k: v - self.stats_at_start[k] for k, v in now.items()
+                if isinstance(v, int) and isinstance(self.stats_at_start.get(k), int)}
+
     def _client(self, client):
         self.closers.append(client)
         return client
@@ -84,6 +90,7 @@ def run_links(links: list[Link], seconds: float, during=None) -> None:
     time.sleep(WARMUP)
     for link in links:
         link.checker.discard()
+        link.stats_at_start = link.receiver.stats()
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:
         time.sleep(0.05)
