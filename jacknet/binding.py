@@ -124,10 +124,6 @@ class JackClient:
         self._ports = [ports.register(f"{prefix}_{i + 1}") for i in range(count)]
         return [p.name for p in self._ports]
 
-    @property
-    def port_names(self) -> list[str]:
-        return [p.name for p in self._ports]
-
     def run(self, engine: _Engine) -> None:
         """Install ``engine``'s C process callback on our ports and activate."""
         api = {field: _address(getattr(jack._lib, fn)) for field, fn in _API.items()}

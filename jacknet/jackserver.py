@@ -33,13 +33,12 @@ class PrivateServer:
     """
 
     def __init__(self, name: str, rate: int = 48000, period: int = 128, sync: bool = True,
-                 realtime: bool = False, cycle_usecs: int | None = None) -> None:
+                 realtime: bool = False) -> None:
         self.name = name
         self.rate = rate
         self.period = period
         self.sync = sync
         self.realtime = realtime
-        self.cycle_usecs = cycle_usecs
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -51,8 +50,6 @@ class PrivateServer:
             cmd.append("-S")
         cmd.append("-R" if self.realtime else "--no-realtime")
         cmd += ["-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
-        if self.cycle_usecs:
-            cmd += ["-w", str(self.cycle_usecs)]
         return cmd
 
     def start(self, timeout: float = 10.0) -> "PrivateServer":

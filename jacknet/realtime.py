@@ -107,9 +107,6 @@ class Capture(_Engine):
         lib.jn_capture_push(self.state, frame_time, block.shape[1], ptrs,
                             transport_state, transport_frame)
 
-    def available(self) -> int:
-        return int(lib.jn_capture_available(self.state))
-
     def read_into(self, out: np.ndarray) -> int:
         """Fill ``out`` (channels x frames, float32, C-contiguous).
 
