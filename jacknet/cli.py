@@ -134,6 +134,20 @@ def _stop_event() -> threading.Event:
     return stop
 
 
+def _rebuild(make: Callable[[], object], stop: threading.Event):
+    """A new node, started; retried every second while no JACK server runs.
+    None if stopped first."""
+    while True:
+        try:
+            node = make()
+            node.start()
+            log.info("link restored on the JACK server")
+            return node
+        except ServerNotRunning:
+            if stop.wait(1.0):
+                return None
+
+
 def run_node(make: Callable[[], object], side: str, interval: float,
              seconds: float | None) -> int:
     """Run a sender or receiver until stopped, printing stats.
@@ -155,30 +169,19 @@ def run_node(make: Callable[[], object], side: str, interval: float,
             if reconnects:
                 stats["reconnects"] = reconnects
             print(format_line(side, stats), flush=True)
-            if node.format_changed and not node.jack_lost:
-                # Buffers, packet size and jitter-buffer timing all follow from
-                # the period and rate: rebuild rather than patch.
-                log.info("JACK's period or sample rate changed; rebuilding the link")
+            if node.jack_lost or node.format_changed:
+                if node.jack_lost:
+                    log.warning("the JACK server went away (%s); waiting for it to come back",
+                                node.jack.shutdown_reason or "no reason given")
+                else:
+                    # Buffers, packet size and jitter-buffer timing all follow
+                    # from the period and rate: rebuild rather than patch.
+                    log.info("JACK's period or sample rate changed; rebuilding the link")
                 node.close()
-                node = make()
-                node.start()
-                reconnects += 1
-            if node.jack_lost:
-                log.warning("the JACK server went away (%s); waiting for it to come back",
-                            node.jack.shutdown_reason or "no reason given")
-                node.close()
-                node = None
-                while not stop.wait(1.0):
-                    try:
-                        node = make()
-                        node.start()
-                        reconnects += 1
-                        log.info("JACK server is back; link restored")
-                        break
-                    except ServerNotRunning:
-                        node = None
+                node = _rebuild(make, stop)
                 if node is None:
                     break
+                reconnects += 1
             if deadline is not None and time.monotonic() >= deadline:
                 break
     finally:
