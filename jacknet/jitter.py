@@ -47,7 +47,7 @@ RELOCK_AFTER_LATE = 8   # this many late packets in a row mean the mapping is st
 REVIEW_SECONDS = 1.0
 REVIEW_WINDOWS = 5
 TIGHTEN_FRAMES = 16
-# Fresh packets that land partly late (their first frames already played) are
+# Packets that land partly late (their first frames already played) are
 # measured exactly against the read position, with no clock estimate.  This
 # many within LATE_WINDOW_SECONDS mean the margin is too small: grow it.
 LATE_IN_WINDOW = 3
@@ -164,8 +164,7 @@ class JitterBuffer:
         if excess > TIGHTEN_FRAMES:
             log.info("path calmer again: latency down by %d frames", excess)
             self.stats.tightened += 1
-            self.transit_min -= excess
-            self.playout.set_offset(self.playout.offset - excess)
+            self._set_transit(self.transit_min - excess)
 
     @property
     def locked(self) -> bool:
@@ -269,8 +268,8 @@ class JitterBuffer:
         return margin
 
     def _partly_late(self, shortfall: int, arrival: int) -> None:
-        """Grow the buffer when fresh packets keep landing after their first
-        frames were due, even when they never do so 8 times in a row."""
+        """Grow the buffer when packets keep landing after their first frames
+        were due, even when they never do so 8 times in a row."""
         window = LATE_WINDOW_SECONDS * self.samplerate
         self._late_times = [t for t in self._late_times if arrival - t < window] + [arrival]
         self._late_worst = max(self._late_worst if len(self._late_times) > 1 else 0, shortfall)
@@ -281,8 +280,7 @@ class JitterBuffer:
                  self._late_worst, grow)
         self.stats.loosened += 1
         self._late_times, self._late_worst = [], 0
-        self.transit_min += grow
-        self.playout.set_offset(self.playout.offset + grow)
+        self._set_transit(self.transit_min + grow)
         self._start_review(arrival)  # if it was a passing disturbance, come back down
 
     def resync(self, why: str) -> None:
