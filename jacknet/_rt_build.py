@@ -78,6 +78,7 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
 int jn_playout_process(uint32_t nframes, void *arg);
 
 float jn_test_sample(uint32_t ch, uint32_t t);
+float jn_music_sample(uint32_t ch, uint32_t t);
 typedef struct {
     jn_jack_api api;
     void *client;

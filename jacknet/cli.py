@@ -14,7 +14,8 @@ import threading
 import time
 from typing import Callable, NoReturn
 
-from jacknet import __version__
+from jacknet import __version__, protocol
+from jacknet.codecs.opus import APPLICATIONS, OpusSettings
 from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
 from jacknet.node import DEFAULT_RT_PRIORITY
 from jacknet.stats import format_line
@@ -58,6 +59,17 @@ def _latency(text: str) -> float:
     return value
 
 
+def _bitrate(text: str) -> int:
+    """kbit/s per channel: ``96`` or ``96k``."""
+    try:
+        value = float(text.lower().removesuffix("k"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a bitrate in kbit/s") from None
+    if not 6 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value:g} kbit/s per channel is outside 6..256")
+    return round(value * 1000)
+
+
 def _regex(text: str) -> str:
     try:
         re.compile(text)
@@ -91,10 +103,27 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("send", help="send JACK inputs to a receiver")
     s.add_argument("destination", metavar="HOST[:PORT]", help=f"receiver address (port {DEFAULT_PORT})")
     _common(s, "jacknet-send")
-    s.add_argument("--codec", choices=["float32", "int16"], default="float32")
+    s.add_argument("--codec", choices=["float32", "int16", "opus"], default="float32")
     s.add_argument("--dither", action="store_true", help="TPDF dither for --codec int16")
     s.add_argument("--frames-per-packet", type=_int_range(16, 8192), metavar="N",
-                   help="frames per packet (default: the JACK period)")
+                   help="frames per packet for float32/int16 (default: the JACK period)")
+    s.add_argument("--redundancy", type=_int_range(0, protocol.MAX_REDUNDANCY), default=0,
+                   metavar="N", help="carry the previous N packets in each datagram, as far "
+                                     "as they fit in --mtu (default 0)")
+    o = s.add_argument_group("opus", "with --codec opus (the receiver needs no matching flags)")
+    o.add_argument("--opus-frame", type=float, choices=[2.5, 5, 10, 20], metavar="MS",
+                   help="Opus frame: 2.5, 5, 10 or 20 ms (default 5)")
+    o.add_argument("--bitrate", type=_bitrate, metavar="KBPS",
+                   help="kbit/s per channel, 6..256 (default 96)")
+    o.add_argument("--complexity", type=_int_range(0, 10), metavar="0..10",
+                   help="encoder effort (default 10)")
+    o.add_argument("--application", choices=list(APPLICATIONS),
+                   help="lowdelay (default; CELT only), audio or voip")
+    o.add_argument("--fec", action="store_true",
+                   help="Opus in-band FEC: needs --application voip or audio, --opus-frame 10 or 20, "
+                        "and a low bitrate (see docs/codecs.md)")
+    o.add_argument("--expected-loss", type=_int_range(0, 100), metavar="PCT",
+                   help="packet loss %% the FEC is sized for (default 10 with --fec)")
     s.add_argument("--mtu", type=_int_range(576, 65507), default=1400,
                    help="largest datagram payload in bytes (default 1400)")
     s.add_argument("--ttl", type=_int_range(1, 255), default=1,
@@ -115,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="a whole link on a private dummy JACK server, with a test signal")
     d.add_argument("--channels", type=_int_range(1, 64), default=2)
-    d.add_argument("--codec", choices=["float32", "int16"], default="float32")
+    d.add_argument("--codec", choices=["float32", "int16", "opus"], default="float32")
     d.add_argument("--period", type=_int_range(16, 4096), default=128)
     d.add_argument("--rate", type=_int_range(8000, 192000), default=48000)
     d.add_argument("--latency", type=_latency, default=2.0, metavar="MS")
@@ -190,6 +219,38 @@ def run_node(make: Callable[[], object], side: str, interval: float,
     return 0
 
 
+def _opus_settings(args: argparse.Namespace) -> OpusSettings:
+    """Opus flags checked against the codec and against each other."""
+    given = [f"--{name.replace('_', '-')}" for name in
+             ("opus_frame", "bitrate", "complexity", "application", "expected_loss")
+             if getattr(args, name) is not None] + (["--fec"] if args.fec else [])
+    if args.codec != "opus":
+        if given:
+            raise ConfigError(f"{given[0]} applies to --codec opus only")
+        return OpusSettings()
+    if args.frames_per_packet is not None:
+        raise ConfigError("--frames-per-packet does not apply to --codec opus: "
+                          "use --opus-frame (2.5, 5, 10 or 20 ms)")
+    defaults = OpusSettings()
+    settings = OpusSettings(
+        frame_ms=args.opus_frame or defaults.frame_ms,
+        bitrate=args.bitrate or defaults.bitrate,
+        complexity=defaults.complexity if args.complexity is None else args.complexity,
+        application=args.application or defaults.application,
+        fec=args.fec,
+        expected_loss=(args.expected_loss if args.expected_loss is not None
+                       else 10 if args.fec else 0))
+    if settings.fec and settings.application == "lowdelay":
+        raise ConfigError("--fec needs --application voip or audio: lowdelay is CELT-only, "
+                          "which has no in-band FEC (use --redundancy instead)")
+    if settings.fec and settings.frame_ms < 10:
+        raise ConfigError("--fec needs --opus-frame 10 or 20: in-band FEC lives in Opus's "
+                          "SILK layer, which codes 10 ms frames at the least")
+    if args.expected_loss is not None and not settings.fec:
+        raise ConfigError("--expected-loss sizes the in-band FEC: give --fec as well")
+    return settings
+
+
 def _send(args: argparse.Namespace) -> int:
     from jacknet.sender import Sender, SenderConfig
     host, port = parse_address(args.destination, "127.0.0.1")
@@ -199,7 +260,8 @@ def _send(args: argparse.Namespace) -> int:
                           connect=args.connect, codec=args.codec, dither=args.dither,
                           frames_per_packet=args.frames_per_packet, mtu=args.mtu,
                           server=args.server, rt_priority=args.rt_priority,
-                          transport=args.transport, ttl=args.ttl, interface=args.interface)
+                          transport=args.transport, ttl=args.ttl, interface=args.interface,
+                          redundancy=args.redundancy, opus=_opus_settings(args))
     return run_node(lambda: Sender(config), "send", args.stats_interval, args.seconds)
 
 

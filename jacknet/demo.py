@@ -2,7 +2,8 @@
 
 Starts a private dummy JACK server, plays the known test signal into a
 sender, sends it over UDP on 127.0.0.1 to a receiver, records the receiver's
-outputs and checks them sample by sample, printing live stats.
+outputs and checks them (PCM: sample by sample; Opus: by SNR against a
+music-like signal), printing live stats.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from jacknet.realtime import Capture, Generator
 from jacknet.receiver import Receiver, ReceiverConfig
 from jacknet.sender import Sender, SenderConfig
 from jacknet.stats import format_line
-from jacknet.verify import SignalChecker
+from jacknet.verify import SignalChecker, SnrChecker
 
 INT16_LSB = 1.0 / 32768
 
@@ -30,7 +31,8 @@ def run_demo(args: argparse.Namespace, stop: threading.Event) -> int:
             source = JackClient("testsignal", server.name)
             clients.append(source)
             source.register("out", args.channels, "out")
-            source.run(Generator(args.channels, "noise"))
+            opus = args.codec == "opus"
+            source.run(Generator(args.channels, "music" if opus else "noise"))
 
             recorder = JackClient("checker", server.name)
             clients.append(recorder)
@@ -47,8 +49,9 @@ def run_demo(args: argparse.Namespace, stop: threading.Event) -> int:
                                          "testsignal:out_.*", args.codec,
                                          server=server.name)).start()
             clients.append(sender)
-            checker = SignalChecker(capture, INT16_LSB if args.codec == "int16" else 0.0,
-                                    args.period, args.rate)
+            checker = (SnrChecker(capture, args.period, args.rate) if opus else
+                       SignalChecker(capture, INT16_LSB if args.codec == "int16" else 0.0,
+                                     args.period, args.rate))
             stop.wait(0.5)       # ports are still being connected: not a fair check
             checker.discard()
             start = time.monotonic()

@@ -52,6 +52,10 @@ TIGHTEN_FRAMES = 16
 # many within LATE_WINDOW_SECONDS mean the margin is too small: grow it.
 LATE_IN_WINDOW = 3
 LATE_WINDOW_SECONDS = 1.0
+# A frame of a stateful codec still missing this long before its cycle
+# starts is revived or concealed by the decoder (the network thread must
+# wake, decode and write); the buffer adds it to the latency of such streams.
+GUARD_SECONDS = 0.001
 
 
 def low_transit(samples: list[int]) -> int:
@@ -95,7 +99,8 @@ class JitterBuffer:
     def __init__(self, playout: Playout, period: int, target: int, samplerate: int) -> None:
         self.playout = playout
         self.period = period
-        self.target = target
+        self.target = self.requested_target = target
+        self.lead = 0  # frames a decoding stage needs before the playout (see `deadline`)
         self.samplerate = samplerate
         self.stats = JitterStats()
         self.stream_id: int | None = None
@@ -142,7 +147,7 @@ class JitterBuffer:
 
     def _set_transit(self, d: int) -> None:
         self.transit_min = d
-        self.playout.set_offset(self.period + self._frames + d + self.target)
+        self.playout.set_offset(self.period + self._frames + d + self.target + self.lead)
         log.debug("locked: transit %d frames, offset %d", d, self.playout.offset)
 
     def _start_review(self, arrival: int) -> None:
@@ -166,6 +171,19 @@ class JitterBuffer:
             self.stats.tightened += 1
             self._set_transit(self.transit_min - excess)
 
+    def need_margin(self, frames: int, lead: int = 0) -> None:
+        """Keep a margin of at least ``frames`` (the stream's redundancy or FEC
+        needs to wait one packet), else the ``target`` asked for; and a `lead`
+        of ``lead`` frames for a decoder that must conceal before the playout."""
+        want = max(self.requested_target, frames)
+        if (want, lead) != (self.target, self.lead):
+            log.info("jitter margin %d frames%s, decoding lead %d frames", want,
+                     " (to wait one packet for its copy or FEC)" if want > self.requested_target
+                     else "", lead)
+            self.target, self.lead = want, lead
+            if self.transit_min is not None and not self._settling:
+                self._set_transit(self.transit_min)
+
     @property
     def locked(self) -> bool:
         return self.playout.locked and not self._settling
@@ -179,7 +197,42 @@ class JitterBuffer:
         return self.playout.offset - self.transit_min - self._frames
 
     # -- packets ---------------------------------------------------------
-    def insert(self, stream_id: int, timestamp: int, block: np.ndarray, arrival: int) -> str:
+    def admit(self, stream_id: int, timestamp: int, arrival: int) -> bool:
+        """Whether a packet of ``stream_id`` may be played: the current stream,
+        or a new one once the current one has gone quiet (it then takes over).
+        A refused packet is counted as ``foreign``."""
+        if stream_id == self.stream_id:
+            return True
+        quiet = arrival - self._last_arrival
+        if self.stream_id is not None and quiet < SWITCH_SECONDS * self.samplerate:
+            self.stats.foreign += 1
+            return False
+        if self.stream_id is not None:
+            log.info("new stream %08x replaces %08x", stream_id, self.stream_id)
+        self._start_stream(stream_id, timestamp)
+        return True
+
+    def deadline(self, timestamp: int) -> int | None:
+        """Receiver clock by which the frame at sender ``timestamp`` must be
+        in the ring to be played; None while the mapping is being measured.
+        The cycle that plays ring index ``i`` is the first to start after
+        ``i + offset - period`` (cycles start every period from the last one,
+        ``now``); `lead` frames before it leave time to decode and write."""
+        if not self.locked:
+            return None
+        pl = self.playout
+        after = timestamp + self._base + pl.offset - self.period + 1 - pl.now
+        return pl.now + -(-after // self.period) * self.period - self.lead
+
+    def missed(self, timestamp: int, arrival: int) -> None:
+        """A packet came after its `deadline`, so its frame was concealed:
+        as a packet that lands after its playout, it says the margin is too small."""
+        deadline = self.deadline(timestamp)
+        if deadline is not None:
+            self._partly_late(max(1, arrival - deadline), arrival)
+
+    def insert(self, stream_id: int, timestamp: int, block: np.ndarray, arrival: int,
+               measured: bool = True) -> str:
         """Place one decoded packet.
 
         Parameters
@@ -190,6 +243,10 @@ class JitterBuffer:
             Planar float32 audio, channels x frames.
         arrival : int
             Receiver clock (64-bit frames) when the packet arrived.
+        measured : bool
+            False for blocks that are not a packet placed as it arrived
+            (revived, concealed, decoded after waiting): they are placed but
+            do not count as packets or feed the transit measurements.
 
         Returns
         -------
@@ -197,24 +254,23 @@ class JitterBuffer:
             What happened: ``"stored"``, ``"late"``, ``"duplicate"``,
             ``"early"``, ``"foreign"`` or ``"settling"``.
         """
-        if stream_id != self.stream_id:
-            quiet = arrival - self._last_arrival
-            if self.stream_id is not None and quiet < SWITCH_SECONDS * self.samplerate:
-                self.stats.foreign += 1
-                return "foreign"
-            if self.stream_id is not None:
-                log.info("new stream %08x replaces %08x", stream_id, self.stream_id)
-            self._start_stream(stream_id, timestamp)
-        self._last_arrival = arrival
-        self.stats.packets += 1
+        if not self.admit(stream_id, timestamp, arrival):
+            return "foreign"
         pl = self.playout
         frames = block.shape[1]
-        self._frames = frames
         first = timestamp + self._base
         end = first + frames
         self._next_base = max(self._next_base, end + pl.capacity)
         read_end = pl.read_end
         fits = not pl.locked or end <= read_end + pl.capacity - 2 * max(frames, self.period)
+        if not measured:
+            if end <= read_end or not fits:
+                return "late" if fits else "early"
+            pl.write(first, block)
+            return "stored"
+        self._last_arrival = arrival
+        self.stats.packets += 1
+        self._frames = frames
         if pl.has(first) and pl.has(end - 1):
             self.stats.duplicate += 1
             return "duplicate"

@@ -29,6 +29,15 @@ CODEC_INT16 = 1
 CODEC_OPUS = 2
 KNOWN_CODECS = (CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS)
 
+# flags: bit 0 says the payload starts with a table of copies of earlier
+# packets (--redundancy); bit 1 that the sender asked Opus for in-band FEC.
+# Other bits are reserved and must be 0.
+FLAG_REDUNDANT = 0x01
+FLAG_FEC = 0x02
+KNOWN_FLAGS = FLAG_REDUNDANT | FLAG_FEC
+MAX_REDUNDANCY = 8
+_COPY_LEN = struct.Struct("!H")
+
 # JACK transport states (jack_transport_state_t), carried as they are.
 TRANSPORT_STATES = (0, 1, 2, 3, 4)
 
@@ -77,6 +86,8 @@ def parse(datagram: bytes | memoryview) -> Header:
         raise MalformedPacket("version", f"version {version}, this receiver speaks {VERSION}")
     if codec not in KNOWN_CODECS:
         raise MalformedPacket("codec", f"codec {codec}")
+    if flags & ~KNOWN_FLAGS:
+        raise MalformedPacket("flags", f"unknown flag bits {flags:#04x}")
     if tstate not in TRANSPORT_STATES:
         raise MalformedPacket("transport", f"transport state {tstate}")
     if not 1 <= channels <= MAX_CHANNELS:
@@ -105,6 +116,43 @@ def fragment(header: Header, payload: bytes, mtu: int) -> list[bytes]:
         part = payload[i * room:(i + 1) * room]
         out.append(replace(header, frag_index=i, frag_count=count, payload_len=len(part)).pack() + part)
     return out
+
+
+def pack_redundant(primary: bytes, copies: list[bytes]) -> bytes:
+    """A payload of ``primary`` followed by ``copies`` of the previous
+    packets' payloads, newest first (send it with `FLAG_REDUNDANT`)."""
+    table = bytes([len(copies)]) + b"".join(_COPY_LEN.pack(len(c)) for c in copies)
+    return table + primary + b"".join(copies)
+
+
+def redundant_size(primary: int, copies: list[int]) -> int:
+    """Bytes `pack_redundant` makes of payloads of these sizes."""
+    return 1 + 2 * len(copies) + primary + sum(copies)
+
+
+def split_redundant(payload: bytes) -> tuple[bytes, list[bytes]]:
+    """Undo `pack_redundant`: (primary, copies newest first).
+
+    Raises
+    ------
+    MalformedPacket
+        ``redundancy`` when the table does not describe the payload.
+    """
+    count = payload[0] if payload else 0
+    table_end = 1 + 2 * count
+    if not payload or count > MAX_REDUNDANCY or len(payload) < table_end:
+        raise MalformedPacket("redundancy", f"{count} copies in a {len(payload)}-byte payload")
+    sizes = [_COPY_LEN.unpack_from(payload, 1 + 2 * i)[0] for i in range(count)]
+    primary = len(payload) - table_end - sum(sizes)
+    if primary <= 0 or 0 in sizes:
+        raise MalformedPacket("redundancy", f"copies of {sizes} bytes do not fit a "
+                                            f"{len(payload)}-byte payload")
+    pos = table_end + primary
+    copies = []
+    for size in sizes:
+        copies.append(payload[pos:pos + size])
+        pos += size
+    return payload[table_end:table_end + primary], copies
 
 
 class Reassembler:

@@ -45,6 +45,16 @@ def known_signal(channel: int, frame_times: np.ndarray) -> np.ndarray:
     return ((h >> np.uint32(8)).astype(np.float32) * np.float32(1.0 / 16777216.0)) - np.float32(0.5)
 
 
+def known_music(channel: int, frame_times: np.ndarray) -> np.ndarray:
+    """The generator's ``"music"`` signal, computed in numpy (see rt.c)."""
+    t = np.asarray(frame_times).astype(np.uint32)
+    s = 0.05 * known_signal(channel, t).astype(np.float64)
+    for period, gain in ((211 + 2 * channel, 0.3), (37, 0.15), (13, 0.06)):
+        s += gain * np.sin(6.283185307179586 * (t % np.uint32(period)).astype(np.float64) / period
+                           + channel)
+    return s.astype(np.float32)
+
+
 class _Engine:
     """A C state plus the process callback that works on it."""
 
@@ -215,10 +225,11 @@ class Playout(_Engine):
 
 
 class Generator(_Engine):
-    """Known test signal (``"noise"``), ``"impulse"`` train or ``"silence"``."""
+    """Known test signal (``"noise"``, or ``"music"`` for lossy codecs),
+    ``"impulse"`` train or ``"silence"``."""
 
     process_name = "jn_generator_process"
-    MODES = {"silence": 0, "noise": 1, "impulse": 2}
+    MODES = {"silence": 0, "noise": 1, "impulse": 2, "music": 3}
 
     def __init__(self, channels: int, mode: str = "noise", impulse_interval: int = 0) -> None:
         super().__init__(ffi.gc(lib.jn_generator_new(channels), lib.jn_generator_free), channels)

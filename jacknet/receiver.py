@@ -1,8 +1,10 @@
-"""``jacknet recv``: network -> validated packets -> jitter buffer -> JACK outputs.
+"""``jacknet recv``: network -> validated packets -> decoding -> jitter buffer -> JACK outputs.
 
-One network thread receives, validates, reassembles, decodes and places each
-packet into the jitter buffer; the JACK process callback (C) plays the
-buffer on the receiver's own clock and conceals what is missing.
+One network thread receives, validates and reassembles packets; a
+`Sequencer` decodes them (in order where the codec needs it), revives lost
+ones from the copies later packets carry, and conceals what is still missing
+at its deadline; the jitter buffer places the blocks, and the JACK process
+callback (C) plays them on the receiver's own clock, fading over any gap.
 """
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ from dataclasses import dataclass
 
 from jacknet import protocol
 from jacknet.binding import JackClient
-from jacknet.codecs import Decoder, make_decoder
-from jacknet.errors import MalformedPacket
-from jacknet.jitter import SWITCH_SECONDS, JitterBuffer
+from jacknet.codecs import make_decoder
+from jacknet.errors import JacknetError, MalformedPacket
+from jacknet.jitter import GUARD_SECONDS, SWITCH_SECONDS, JitterBuffer
 from jacknet.node import DEFAULT_RT_PRIORITY, Node
 from jacknet.realtime import Playout
+from jacknet.sequencer import Sequencer, SequencerStats
 from jacknet.stats import RateLimitedLog
 from jacknet.transport import TcpSource, _show, is_multicast, open_source
 
@@ -47,8 +50,10 @@ class Receiver(Node):
         self.playout: Playout | None = None
         self.jitter: JitterBuffer | None = None
         self._bad = RateLimitedLog(log)
-        self._decoders: dict[int, Decoder] = {}
-        self._format: tuple | None = None
+        self._sequencer: Sequencer | None = None
+        self._sequencer_key: tuple | None = None
+        self.decoding = SequencerStats()
+        self._need = (0, 0)
         self._mapped_warned = False
         self.reassembler = protocol.Reassembler()
         self.datagrams = 0
@@ -101,20 +106,29 @@ class Receiver(Node):
         buf = bytearray(protocol.MAX_DATAGRAM)
         view = memoryview(buf)
         source = self.link
+        rate = self.jack.samplerate
         while not self._stop.is_set():
-            n, peer = source.receive(buf)
+            n, peer = source.receive(buf, self._wait(rate))
             if isinstance(source, TcpSource) and source.new_peer:
                 source.new_peer = False
                 self.jitter.resync("a sender connected")
-            if not n or not self._from_our_sender(peer):
-                continue
-            self.datagrams += 1
-            self.bytes += n
-            try:
-                self._handle(view[:n])
-            except MalformedPacket as e:
-                self.malformed[e.reason] = self.malformed.get(e.reason, 0) + 1
-                self._bad(e.reason, "dropped a malformed packet (%s)", e)
+            if n and self._from_our_sender(peer):
+                self.datagrams += 1
+                self.bytes += n
+                try:
+                    self._handle(view[:n])
+                except MalformedPacket as e:
+                    self.malformed[e.reason] = self.malformed.get(e.reason, 0) + 1
+                    self._bad(e.reason, "dropped a malformed packet (%s)", e)
+            if self._sequencer is not None:
+                self._sequencer.expire(self._arrival_clock(), self.jitter.deadline)
+
+    def _wait(self, rate: int) -> float:
+        """Seconds until a missing frame's deadline (at most 0.1)."""
+        deadline = self._sequencer.next_deadline(self.jitter.deadline) if self._sequencer else None
+        if deadline is None:
+            return 0.1
+        return min(0.1, max(0.0, (deadline - self._arrival_clock()) / rate))
 
     def _from_our_sender(self, peer: tuple) -> bool:
         """A unicast receiver plays the first sender it hears; another source
@@ -147,31 +161,55 @@ class Receiver(Node):
             self._bad("rate", "refusing a stream at %d Hz: this JACK server runs at %d Hz "
                       "(resampling is not supported yet)", header.sample_rate, rate)
             return
-        fmt = (header.codec, header.channels, header.sample_rate, header.frames)
-        if fmt != self._format:
-            if self._format is not None:
-                log.info("stream format changed: codec %d, %d channel(s), %d Hz, %d frames/packet",
-                         *fmt)
-            self._format = fmt
         if header.channels != self.config.channels and not self._mapped_warned:
             self._mapped_warned = True
             log.warning("sender has %d channel(s), this receiver %d: playing the first %d",
                         header.channels, self.config.channels,
                         min(header.channels, self.config.channels))
-        decoder = self._decoders.get(header.codec)
-        if decoder is None:
-            try:
-                decoder = self._decoders[header.codec] = make_decoder(header.codec)
-            except ValueError as e:
-                raise MalformedPacket("codec", str(e)) from None
+        arrival = self._arrival_clock()
+        if not self.jitter.admit(header.stream_id, header.timestamp, arrival):
+            return
+        sequencer = self._sequencer_for(header)
+        copies: list[bytes] = []
+        if header.flags & protocol.FLAG_REDUNDANT:
+            payload, copies = protocol.split_redundant(payload)
         try:
-            block = decoder.decode(payload, header.channels, header.frames)
+            outcome = sequencer.push(header.seq, header.timestamp, payload, copies, arrival)
         except ValueError as e:
             raise MalformedPacket("payload", str(e)) from None
-        outcome = self.jitter.insert(header.stream_id, header.timestamp, block,
-                                     self._arrival_clock())
-        if outcome != "foreign":
-            self._count_sequence(header.stream_id, header.seq, outcome == "duplicate")
+        if outcome == "late" and sequencer.decoder.stateful:
+            self.jitter.missed(header.timestamp, arrival)
+        self._count_sequence(header.stream_id, header.seq, outcome == "duplicate")
+
+    def _sequencer_for(self, header: protocol.Header) -> Sequencer:
+        """This stream's sequencer, with a fresh decoder for each new stream.
+        A sender's format is fixed for the life of its stream id, so a packet
+        that claims otherwise is refused rather than reset the decoder."""
+        fmt = (header.codec, header.channels, header.frames)
+        if self._sequencer_key is None or header.stream_id != self._sequencer_key[0]:
+            if self._sequencer_key is not None and fmt != self._sequencer_key[1]:
+                log.info("stream format changed: codec %d, %d channel(s), %d frames/packet", *fmt)
+            try:
+                decoder = make_decoder(header.codec)
+            except (ValueError, JacknetError) as e:  # unknown codec, or no libopus here
+                raise MalformedPacket("codec", str(e)) from None
+            stream = header.stream_id
+            self._sequencer = Sequencer(
+                decoder, header.channels, header.frames, header.sample_rate,
+                lambda ts, block, arrival, measured: self.jitter.insert(
+                    stream, ts, block, arrival, measured), self.decoding)
+            self._sequencer_key = (header.stream_id, fmt)
+        elif fmt != self._sequencer_key[1]:
+            raise MalformedPacket("format", "codec, channels or frames differ from the rest of "
+                                            "its stream")
+        # Reviving from a copy or from FEC means waiting one packet for it;
+        # a decoder that conceals must do so a little before the playout.
+        need = (header.frames if header.flags & (protocol.FLAG_REDUNDANT | protocol.FLAG_FEC) else 0,
+                round(GUARD_SECONDS * header.sample_rate) if self._sequencer.decoder.stateful else 0)
+        if need != self._need:
+            self._need = need
+            self.jitter.need_margin(*need)
+        return self._sequencer
 
     def _count_sequence(self, stream_id: int, seq: int, duplicate: bool) -> None:
         """Loss = sequence numbers never seen (reordered ones are not lost)."""
@@ -191,6 +229,8 @@ class Receiver(Node):
 
     def _malformed_counts(self) -> dict[str, int]:
         counts = dict(self.malformed)
+        if self.decoding.undecodable:
+            counts["payload"] = counts.get("payload", 0) + self.decoding.undecodable
         if isinstance(self.link, TcpSource) and self.link.malformed:
             counts["framing"] = self.link.malformed
         return counts
@@ -201,12 +241,15 @@ class Receiver(Node):
         lat = jb.latency_frames() if jb else None
         s = jb.stats if jb else None
         margin = jb.take_margin() if jb else None
+        dec = self.decoding
         return {
             "datagrams": self.datagrams, "bytes": self.bytes,
             "packets": s.packets if s else 0,
             "lost": self.lost, "incomplete": self.reassembler.incomplete,
-            "late": s.late if s else 0,
-            "duplicate": (s.duplicate if s else 0) + self.reassembler.duplicate,
+            "late": (s.late if s else 0) + dec.late,
+            "duplicate": (s.duplicate if s else 0) + self.reassembler.duplicate + dec.duplicate,
+            "revived": dec.revived, "fec_recovered": dec.fec_recovered,
+            "plc_concealed": dec.plc_concealed, "decoder_restarts": dec.restarts,
             "overruns": s.early if s else 0, "foreign": s.foreign if s else 0,
             "foreign_sources": self.foreign_sources,
             "refused": self.link.refused if isinstance(self.link, TcpSource) else None,

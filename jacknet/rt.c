@@ -428,7 +428,25 @@ float jn_test_sample(uint32_t ch, uint32_t t)
     return (float)(h >> 8) * (1.0f / 16777216.0f) - 0.5f;
 }
 
-enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2 };
+/*
+ * A music-like known signal for lossy codecs: three tones with whole-sample
+ * periods (so the phase is exact at any frame time) plus a little of the
+ * noise above, which makes its alignment unique.  Doubles throughout, so the
+ * numpy twin matches it to the last float32 bit on the same libm.
+ */
+float jn_music_sample(uint32_t ch, uint32_t t)
+{
+    static const uint32_t periods[3] = {211, 37, 13};
+    static const double gains[3] = {0.3, 0.15, 0.06};
+    double s = 0.05 * jn_test_sample(ch, t);
+    for (int k = 0; k < 3; k++) {
+        uint32_t p = periods[k] + (k == 0 ? 2 * ch : 0);
+        s += gains[k] * sin(6.283185307179586 * (double)(t % p) / (double)p + ch);
+    }
+    return (float)s;
+}
+
+enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3 };
 
 typedef struct {
     jn_jack_api api;
@@ -465,6 +483,8 @@ int jn_generator_process(uint32_t nframes, void *arg)
         for (uint32_t i = 0; i < nframes; i++) {
             if (mode == JN_GEN_NOISE)
                 out[i] = jn_test_sample(ch, t + i);
+            else if (mode == JN_GEN_MUSIC)
+                out[i] = jn_music_sample(ch, t + i);
             else if (mode == JN_GEN_IMPULSE && g->impulse_interval)
                 out[i] = (t + i) % g->impulse_interval == 0 ? 1.0f : 0.0f;
             else

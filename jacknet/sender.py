@@ -2,21 +2,25 @@
 
 The JACK process callback (C) copies each period into a `Capture` ring and
 wakes the worker thread, which cuts the ring into blocks of
-``frames_per_packet``, encodes them and sends them as one or more datagrams.
-If the worker falls behind, the ring drops the oldest audio and counts it;
-the process callback never waits.
+``frames_per_packet`` (for Opus: one Opus frame, whatever the JACK period),
+encodes them and sends them as one or more datagrams.  With ``redundancy``
+each datagram also carries the previous packets' payloads, as many as fit in
+the MTU.  If the worker falls behind, the ring drops the oldest audio and
+counts it; the process callback never waits.
 """
 from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from jacknet import protocol
 from jacknet.binding import JackClient
-from jacknet.codecs import make_encoder
+from jacknet.codecs import Encoder, make_encoder
+from jacknet.codecs.opus import OpusSettings
 from jacknet.node import DEFAULT_RT_PRIORITY, Node
 from jacknet.realtime import Capture
 from jacknet.transport import open_sink
@@ -40,6 +44,8 @@ class SenderConfig:
     transport: str = "udp"
     ttl: int = 1                      # multicast hops
     interface: str | None = None      # multicast interface (IPv4 address, or IPv6 name/index)
+    redundancy: int = 0               # earlier packets' payloads carried in each datagram
+    opus: OpusSettings = field(default_factory=OpusSettings)
 
 
 class Sender(Node):
@@ -49,19 +55,24 @@ class Sender(Node):
         super().__init__(config.rt_priority)
         self.config = config
         self.stream_id = secrets.randbits(32)
-        self.encoder = make_encoder(config.codec, dither=config.dither)
+        self.encoder: Encoder | None = None
         self.capture: Capture | None = None
         self.packets = 0
         self.datagrams = 0
         self.bytes = 0
+        self.copies_left_out = 0
+        self.frames = self.rate = 0
 
     def start(self) -> "Sender":
         c = self.config
         self.link = open_sink(c.transport, c.host, c.port, c.ttl, c.interface)
         self.jack = JackClient(c.name, c.server)
         try:
+            self.rate = self.jack.samplerate
+            self.encoder = make_encoder(c.codec, c.channels, self.rate,
+                                        dither=c.dither, opus=c.opus)
             self.jack.register("in", c.channels, "in")
-            self.frames = c.frames_per_packet or self.jack.blocksize
+            self.frames = self.encoder.frames or c.frames_per_packet or self.jack.blocksize
             self.capture = Capture(c.channels, capacity=max(32768, 8 * self.frames))
             self.jack.run(self.capture)
             self.jack.connect(c.connect)
@@ -69,15 +80,19 @@ class Sender(Node):
             self.close()
             raise
         self._spawn(self._work, "jacknet-send")
-        log.info("sending %d channel(s) of %s from JACK '%s' to %s:%d over %s, %d frames per packet",
-                 c.channels, c.codec, self.jack.name, c.host, c.port, c.transport, self.frames)
+        log.info("sending %d channel(s) of %s from JACK '%s' to %s:%d over %s, %d frames per packet%s",
+                 c.channels, c.codec, self.jack.name, c.host, c.port, c.transport, self.frames,
+                 f", {c.redundancy} earlier packet(s) in each" if c.redundancy else "")
         return self
 
     def _work(self) -> None:
         cap, sink, c = self.capture, self.link, self.config
         block = np.zeros((c.channels, self.frames), np.float32)
-        rate = self.jack.samplerate
+        rate = self.rate
         seq = 0
+        history: deque[bytes] = deque(maxlen=c.redundancy)  # newest first
+        expected = None
+        flags = protocol.FLAG_FEC if c.codec == "opus" and c.opus.fec else 0
         # Audio captured before this thread ran would go out as a burst of
         # stale packets and make the receiver lock on a wrong transit time.
         cap.skip()
@@ -87,11 +102,18 @@ class Sender(Node):
                 pos = cap.read_into(block)
                 if pos < 0:
                     break
+                if pos != expected:  # copies are of the packets right before, or none
+                    history.clear()
+                expected = pos + self.frames
                 tstate, tframe = cap.transport_at(pos)
-                payload = self.encoder.encode(block)
+                encoded = self.encoder.encode(block)
+                payload, more = self._with_copies(encoded, history)
                 header = protocol.Header(self.encoder.codec_id, self.stream_id, seq,
                                          pos, rate, self.frames, c.channels,
+                                         flags=flags | more,
                                          transport_state=tstate, transport_frame=tframe)
+                if c.redundancy:
+                    history.appendleft(encoded)
                 seq = (seq + 1) & 0xFFFFFFFF
                 self.packets += 1
                 for datagram in protocol.fragment(header, payload, c.mtu):
@@ -99,15 +121,36 @@ class Sender(Node):
                         self.datagrams += 1
                         self.bytes += len(datagram)
 
+    def _with_copies(self, encoded: bytes, history: deque[bytes]) -> tuple[bytes, int]:
+        """The payload with as many earlier packets as fit in one datagram,
+        and the flag that says so.  A packet that needs fragments goes alone:
+        a bigger datagram would make loss worse, not better."""
+        if not self.config.redundancy:
+            return encoded, 0
+        room = self.config.mtu - protocol.HEADER_SIZE
+        if protocol.redundant_size(len(encoded), []) > room:
+            self.copies_left_out += len(history)
+            return encoded, 0
+        sizes: list[int] = []
+        for copy in history:
+            if protocol.redundant_size(len(encoded), sizes + [len(copy)]) > room:
+                break
+            sizes.append(len(copy))
+        self.copies_left_out += len(history) - len(sizes)
+        return protocol.pack_redundant(encoded, list(history)[:len(sizes)]), protocol.FLAG_REDUNDANT
+
     def stats(self) -> dict:
         cap = self.capture
+        audio_seconds = self.packets * self.frames / self.rate if self.rate else 0.0
         return {
             "packets": self.packets, "datagrams": self.datagrams, "bytes": self.bytes,
+            "kbit_s": 8 * self.bytes / audio_seconds / 1000 if audio_seconds else 0.0,
+            "copies_left_out": self.copies_left_out if self.config.redundancy else None,
             "send_errors": self.link.errors if self.link else 0,
             "queue_dropped": self.link.dropped if self.link else 0,
             "connected": None if self.config.transport == "udp" else int(bool(self.link and self.link.connected)),
             "dropped_frames": cap.dropped if cap else 0,
-            "clipped": self.encoder.stats.get("clipped"),
+            "clipped": self.encoder.stats.get("clipped") if self.encoder else None,
             "xruns": self.jack.xruns if self.jack else 0,
             "cycles": cap.cycles if cap else 0,
         }

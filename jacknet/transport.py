@@ -255,8 +255,9 @@ class UdpSource:
     def address(self) -> tuple[str, int]:
         return self.sock.getsockname()[:2]
 
-    def receive(self, buf: bytearray) -> tuple[int, tuple | None]:
-        """Wait up to 0.1 s for one datagram: (length, sender) or (0, None)."""
+    def receive(self, buf: bytearray, timeout: float = 0.1) -> tuple[int, tuple | None]:
+        """Wait up to ``timeout`` s for one datagram: (length, sender) or (0, None)."""
+        self.sock.settimeout(timeout)
         try:
             n, peer = self.sock.recvfrom_into(buf)
         except (socket.timeout, OSError):
@@ -316,14 +317,15 @@ class TcpSource:
         self._last_data = time.monotonic()
         log.info("sender %s connected", _show(peer))
 
-    def receive(self, buf: bytearray) -> tuple[int, tuple | None]:
-        """One framed datagram copied into ``buf``: (length, sender) or (0, None)."""
+    def receive(self, buf: bytearray, timeout: float = 0.1) -> tuple[int, tuple | None]:
+        """One framed datagram copied into ``buf``: (length, sender) or (0, None)
+        if none came within ``timeout`` s."""
         frame = self._frame()
         if frame:
             buf[:len(frame)] = frame
             return len(frame), self.peer
         watch = [self.listener] + ([self.conn] if self.conn else [])
-        readable, _, _ = select.select(watch, [], [], 0.1)
+        readable, _, _ = select.select(watch, [], [], timeout)
         if self.listener in readable:
             self._accept()
         if self.conn is not None and self.conn in readable:

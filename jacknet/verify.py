@@ -1,11 +1,13 @@
-"""Check recorded audio against the generator's known test signal.
+"""Check recorded audio against the generator's known test signals.
 
 Used by ``jacknet demo``, the end-to-end tests and the benchmarks: a
-`Capture` records the receiver's outputs, and each recorded cycle is compared
-with `known_signal` at the frame times it was recorded, minus the link's delay.
-The delay is found once from the data and then held; a change of delay (a
-re-sync) starts a new segment, so a test can ask for "exact at one constant
-offset" over any stretch.
+`Capture` records the receiver's outputs.  `SignalChecker` (PCM) compares
+each recorded cycle with `known_signal` at the frame times it was recorded,
+minus the link's delay.  The delay is found once from the data and then
+held; a change of delay (a re-sync) starts a new segment, so a test can ask
+for "exact at one constant offset" over any stretch.  `SnrChecker` (Opus)
+measures the signal-to-noise ratio against `known_music`, overall and per
+20 ms window: a gap or a click shows as a bad window.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jacknet.realtime import Capture, known_signal
+from jacknet.realtime import Capture, known_music, known_signal
 
 SEARCH_SECONDS = 2.0
 
@@ -125,3 +127,104 @@ class SignalChecker:
         return (f"check: delay={seg.delay} frames ({1000 * seg.delay / self.samplerate:.2f} ms) "
                 f"checked={seg.frames / self.samplerate:.1f}s mismatched_frames={bad} "
                 f"exact_for={seg.clean_tail / self.samplerate:.1f}s segments={len(self.segments)}")
+
+
+class SnrChecker:
+    """Pull recorded cycles from ``capture`` and measure their SNR against
+    `known_music` (a lossy codec cannot be exact).
+
+    The delay is found by cross-correlating ``ALIGN_SECONDS`` of recording
+    with the signal over ``SEARCH_SECONDS`` of delays; it is searched again
+    after ``LOST_WINDOWS`` windows in a row below 0 dB (a re-sync moved it),
+    and `delays` lists every delay found.  With ``keep`` every checked cycle
+    is kept in `recorded` (frame time, block) so that two recordings can be
+    compared sample by sample.
+    """
+
+    ALIGN_SECONDS = 0.5
+    WINDOW_SECONDS = 0.02
+    LOST_WINDOWS = 3
+
+    def __init__(self, capture: Capture, block: int, samplerate: int, keep: bool = False) -> None:
+        self.capture = capture
+        self.samplerate = samplerate
+        self.keep = keep
+        self._buf = np.zeros((capture.channels, block), np.float32)
+        self._pending: list[tuple[int, np.ndarray]] = []
+        self.recorded: list[tuple[int, np.ndarray]] = []
+        self.delay: int | None = None
+        self.delays: list[int] = []
+        self.frames = 0
+        self._signal = self._error = 0.0
+        self._win_signal = self._win_error = 0.0
+        self._win_frames = 0
+        self.window_db: list[float] = []
+
+    def discard(self) -> None:
+        """Drop what has been recorded so far (a warm-up)."""
+        self.capture.skip()
+
+    def poll(self) -> None:
+        while (pos := self.capture.read_into(self._buf)) >= 0:
+            ft = self.capture.frame_time_at(pos)
+            if ft is None:
+                continue
+            if self.delay is None:
+                self._pending.append((ft, self._buf.copy()))
+                if len(self._pending) * self._buf.shape[1] >= self.ALIGN_SECONDS * self.samplerate:
+                    self._align()
+            else:
+                self._check(ft, self._buf.copy())
+
+    def _align(self) -> None:
+        start = self._pending[0][0]
+        rec = np.concatenate([b[0] for _, b in self._pending]).astype(np.float64)
+        lags = int(SEARCH_SECONDS * self.samplerate)
+        ref = known_music(0, np.arange(start - lags, start + len(rec), dtype=np.int64) & 0xFFFFFFFF)
+        n = 1 << int(len(ref) + len(rec)).bit_length()
+        corr = np.fft.irfft(np.fft.rfft(ref.astype(np.float64), n) * np.conj(np.fft.rfft(rec, n)), n)
+        self.delay = lags - int(np.argmax(corr[:lags + 1]))
+        self.delays.append(self.delay)
+        pending, self._pending = self._pending, []
+        for ft, block in pending:
+            self._check(ft, block)
+
+    def _check(self, ft: int, block: np.ndarray) -> None:
+        times = (np.arange(block.shape[1], dtype=np.int64) + ft - self.delay) & 0xFFFFFFFF
+        expected = np.stack([known_music(ch, times) for ch in range(block.shape[0])])
+        sig = float((expected.astype(np.float64) ** 2).sum())
+        err = float(((expected - block).astype(np.float64) ** 2).sum())
+        self.frames += block.shape[1]
+        self._signal += sig
+        self._error += err
+        self._win_signal += sig
+        self._win_error += err
+        self._win_frames += block.shape[1]
+        if self._win_frames >= self.WINDOW_SECONDS * self.samplerate:
+            self.window_db.append(_db(self._win_signal, self._win_error))
+            self._win_signal = self._win_error = 0.0
+            self._win_frames = 0
+            if all(db < 0 for db in self.window_db[-self.LOST_WINDOWS:]) \
+                    and len(self.window_db) >= self.LOST_WINDOWS:
+                self.delay = None
+        if self.keep:
+            self.recorded.append((ft, block))
+
+    @property
+    def snr_db(self) -> float | None:
+        return _db(self._signal, self._error) if self.frames else None
+
+    @property
+    def worst_window_db(self) -> float | None:
+        return min(self.window_db) if self.window_db else None
+
+    def summary(self) -> str:
+        if self.delay is None or not self.window_db:
+            return "check: waiting for the test signal"
+        return (f"check: delay={self.delay} frames ({1000 * self.delay / self.samplerate:.2f} ms) "
+                f"checked={self.frames / self.samplerate:.1f}s snr={self.snr_db:.1f}dB "
+                f"worst_20ms={self.worst_window_db:.1f}dB delays={len(self.delays)}")
+
+
+def _db(signal: float, error: float) -> float:
+    return 10 * float(np.log10(signal / error)) if error > 0 else float("inf")

@@ -13,7 +13,7 @@ from jacknet.jackserver import PrivateServer
 from jacknet.realtime import Capture, Generator
 from jacknet.receiver import Receiver, ReceiverConfig
 from jacknet.sender import Sender, SenderConfig
-from jacknet.verify import SignalChecker
+from jacknet.verify import SignalChecker, SnrChecker
 
 RATE = 48000
 INT16_LSB = 1.0 / 32768
@@ -34,36 +34,23 @@ def jack_servers():
         server.stop()
 
 
-class Link:
-    """One sender/receiver pair on ``server``, fed and recorded by test clients."""
+class Listener:
+    """A receiver on ``server`` whose outputs a test client records and checks."""
 
     def __init__(self, server: PrivateServer, tag: str, channels: int, codec: str = "float32",
-                 latency_ms: float = 40.0, relay=None, recv_channels: int | None = None,
-                 host: str = "127.0.0.1", port: int = 0, recv_options: dict | None = None,
-                 **sender_options) -> None:
+                 latency_ms: float = 40.0, host: str = "127.0.0.1", port: int = 0,
+                 recv_options: dict | None = None) -> None:
         self.closers = []
-        self.channels = channels
-        recv_channels = recv_channels or channels
-        source = self._client(JackClient(f"sig-{tag}", server.name))
-        source.register("out", channels, "out")
-        source.run(Generator(channels, "noise"))
         recorder = self._client(JackClient(f"rec-{tag}", server.name))
-        recorder.register("in", recv_channels, "in")
-        self.capture = Capture(recv_channels, capacity=1 << 16)
+        recorder.register("in", channels, "in")
+        self.capture = Capture(channels, capacity=1 << 16)
         recorder.run(self.capture)
         self.receiver = self._client(Receiver(ReceiverConfig(
-            host, port, recv_channels, f"recv-{tag}", f"rec-{tag}:in_.*", latency_ms,
+            host, port, channels, f"recv-{tag}", f"rec-{tag}:in_.*", latency_ms,
             server.name, **(recv_options or {}))).start())
-        target = self.receiver.address
-        if relay is not None:
-            target = relay.start(target)
-            self.closers.append(relay)
-        transport = (recv_options or {}).get("transport", "udp")
-        self.sender = self._client(Sender(SenderConfig(
-            target[0], target[1], channels, f"send-{tag}", f"sig-{tag}:out_.*", codec,
-            server=server.name, transport=transport, **sender_options)).start())
-        self.checker = SignalChecker(self.capture, INT16_LSB if codec == "int16" else 0.0,
-                                     server.period, RATE)
+        self.checker = (SnrChecker(self.capture, server.period, RATE, keep=True) if codec == "opus"
+                        else SignalChecker(self.capture, INT16_LSB if codec == "int16" else 0.0,
+                                           server.period, RATE))
 
     def stats_since_start(self) -> dict:
         """Receiver counters over the checked window (after the warm-up)."""
@@ -79,6 +66,31 @@ class Link:
         for c in reversed(self.closers):
             with contextlib.suppress(Exception):
                 c.close()
+
+
+class Link(Listener):
+    """A sender fed with the known signal by a test client, and a `Listener`;
+    ``relay`` (optional) sits between them, passing a clean copy of every
+    datagram to ``clean_target`` if given."""
+
+    def __init__(self, server: PrivateServer, tag: str, channels: int, codec: str = "float32",
+                 latency_ms: float = 40.0, relay=None, recv_channels: int | None = None,
+                 host: str = "127.0.0.1", port: int = 0, recv_options: dict | None = None,
+                 clean_target: tuple[str, int] | None = None, **sender_options) -> None:
+        self.channels = channels
+        super().__init__(server, tag, recv_channels or channels, codec, latency_ms, host, port,
+                         recv_options)
+        source = self._client(JackClient(f"sig-{tag}", server.name))
+        source.register("out", channels, "out")
+        source.run(Generator(channels, "music" if codec == "opus" else "noise"))
+        target = self.receiver.address
+        if relay is not None:
+            target = relay.start(target, clean_target)
+            self.closers.append(relay)
+        transport = (recv_options or {}).get("transport", "udp")
+        self.sender = self._client(Sender(SenderConfig(
+            target[0], target[1], channels, f"send-{tag}", f"sig-{tag}:out_.*", codec,
+            server=server.name, transport=transport, **sender_options)).start())
 
 
 WARMUP = 1.0  # ports are connected one by one while audio already flows

@@ -1,5 +1,6 @@
 """A UDP relay for the tests that injects loss, duplication and delay jitter
-(which reorders), with a seeded random generator so runs repeat."""
+(which reorders), with a seeded random generator so runs repeat.  It can
+also pass every datagram unharmed to a second target (a clean reference)."""
 from __future__ import annotations
 
 import heapq
@@ -14,13 +15,17 @@ class UdpRelay:
         self.rng = random.Random(seed)
         self.loss = self.duplicate = 0.0
         self.jitter = 0.0  # seconds, uniform 0..jitter
+        self.single_losses = False  # never drop two datagrams in a row
+        self._dropped_last = False
+        self.clean_target: tuple[str, int] | None = None
         self.forwarded = self.dropped = self.duplicated = 0
         self._queue: list[tuple[float, int, bytes]] = []
         self._n = 0
         self._stop = threading.Event()
 
-    def start(self, target: tuple[str, int]) -> tuple[str, int]:
-        self.target = target
+    def start(self, target: tuple[str, int], clean_target: tuple[str, int] | None = None
+              ) -> tuple[str, int]:
+        self.target, self.clean_target = target, clean_target
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -28,8 +33,10 @@ class UdpRelay:
         self.thread.start()
         return self.sock.getsockname()
 
-    def impair(self, loss: float = 0.0, duplicate: float = 0.0, jitter: float = 0.0) -> None:
+    def impair(self, loss: float = 0.0, duplicate: float = 0.0, jitter: float = 0.0,
+               single_losses: bool = False) -> None:
         self.loss, self.duplicate, self.jitter = loss, duplicate, jitter
+        self.single_losses = single_losses
 
     def _schedule(self, data: bytes, now: float) -> None:
         self._n += 1
@@ -49,7 +56,11 @@ class UdpRelay:
                 continue
             except OSError:
                 return
-            if self.rng.random() < self.loss:
+            if self.clean_target is not None:
+                self.out.sendto(data, self.clean_target)
+            drop = self.rng.random() < self.loss and not (self.single_losses and self._dropped_last)
+            self._dropped_last = drop
+            if drop:
                 self.dropped += 1
                 continue
             self._schedule(data, now)
@@ -73,8 +84,9 @@ class TcpRelay:
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
 
-    def start(self, target: tuple[str, int]) -> tuple[str, int]:
-        self.target = target
+    def start(self, target: tuple[str, int], clean_target: tuple[str, int] | None = None
+              ) -> tuple[str, int]:
+        self.target, self.clean_target = target, clean_target
         self._listen(0)
         return self.address
 

@@ -13,7 +13,7 @@ BLOCK = (rng.standard_normal((6, 256)) * 0.3).astype(np.float32)
 
 
 def round_trip(name, block, **kw):
-    enc = make_encoder(name, **kw)
+    enc = make_encoder(name, block.shape[0], 48000, **kw)
     out = make_decoder(enc.codec_id).decode(enc.encode(block), *block.shape)
     return enc, out
 
@@ -50,7 +50,7 @@ def test_int16_dither_is_tpdf_within_one_and_a_half_lsb():
 
 @pytest.mark.parametrize("name", ["float32", "int16"])
 def test_wrong_payload_size_is_refused(name):
-    enc = make_encoder(name)
+    enc = make_encoder(name, 2, 48000)
     payload = enc.encode(BLOCK)
     with pytest.raises(ValueError):
         make_decoder(enc.codec_id).decode(payload[:-2], *BLOCK.shape)
@@ -58,4 +58,4 @@ def test_wrong_payload_size_is_refused(name):
 
 def test_unknown_codec_is_a_config_error():
     with pytest.raises(ConfigError, match="float32"):
-        make_encoder("mp3")
+        make_encoder("mp3", 2, 48000)

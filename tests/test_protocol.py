@@ -37,6 +37,7 @@ def patched(offset: int, fmt_bytes: bytes) -> bytes:
     (patched(4, b"\x02"), "version"),
     (patched(5, b"\x09"), "codec"),
     (patched(7, b"\x07"), "transport"),
+    (patched(6, b"\x80"), "flags"),
     (datagram(replace(H, channels=0)), "channels"),
     (datagram(replace(H, channels=65)), "channels"),
     (datagram(replace(H, frames=0)), "frames"),
@@ -110,3 +111,24 @@ def test_fragments_of_a_completed_packet_count_as_duplicates():
         r.add(parse(p), p[HEADER_SIZE:])
     assert r.add(parse(parts[1]), parts[1][HEADER_SIZE:]) is None
     assert r.duplicate == 1 and r.incomplete == 0
+
+
+def test_redundant_payload_round_trip():
+    copies = [b"\x02" * 60, b"\x03" * 61, b"\x04"]
+    payload = protocol.pack_redundant(b"\x01" * 59, copies)
+    assert len(payload) == protocol.redundant_size(59, [60, 61, 1])
+    assert protocol.split_redundant(payload) == (b"\x01" * 59, copies)
+    assert protocol.split_redundant(protocol.pack_redundant(b"\x05", [])) == (b"\x05", [])
+
+
+@pytest.mark.parametrize("payload", [
+    b"",
+    b"\x09" + bytes(100),                       # more copies than allowed
+    b"\x02\x00\x05",                            # table cut short
+    b"\x01\x00\x10" + bytes(16),                # the copy leaves no primary
+    b"\x01\x00\x00" + bytes(16),                # an empty copy
+])
+def test_a_redundancy_table_that_lies_is_refused(payload):
+    with pytest.raises(MalformedPacket) as e:
+        protocol.split_redundant(payload)
+    assert e.value.reason == "redundancy"

@@ -22,6 +22,7 @@ def _check_size(payload: bytes, channels: int, frames: int, itemsize: int) -> No
 
 class Float32Encoder:
     codec_id = CODEC_FLOAT32
+    frames = None
 
     def __init__(self) -> None:
         self.stats: dict[str, int] = {}
@@ -32,8 +33,9 @@ class Float32Encoder:
 
 class Float32Decoder:
     codec_id = CODEC_FLOAT32
+    stateful = False
 
-    def decode(self, payload: bytes, channels: int, frames: int) -> np.ndarray:
+    def decode(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> np.ndarray:
         _check_size(payload, channels, frames, 4)
         return np.frombuffer(payload, _F32).reshape(channels, frames).astype(np.float32)
 
@@ -47,6 +49,7 @@ class Int16Encoder:
     """
 
     codec_id = CODEC_INT16
+    frames = None
 
     def __init__(self, dither: bool = False, seed: int | None = None) -> None:
         self.dither = dither
@@ -69,8 +72,9 @@ class Int16Encoder:
 
 class Int16Decoder:
     codec_id = CODEC_INT16
+    stateful = False
 
-    def decode(self, payload: bytes, channels: int, frames: int) -> np.ndarray:
+    def decode(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> np.ndarray:
         _check_size(payload, channels, frames, 2)
         samples = np.frombuffer(payload, _I16).reshape(channels, frames)
         return samples.astype(np.float32) * np.float32(1.0 / _SCALE)
