@@ -4,8 +4,11 @@ Like jack_delay: an impulse generator client and a detector client on one
 private dummy server; the link under test runs as real `jacknet send` and
 `jacknet recv` processes in between.  For each configuration it reports the
 round-trip latency (generator frame -> detector frame), CPU % of one core for
-each process, xruns in the window, and glitches (impulses missing, late,
-early or doubled, or stray samples).  A baseline row ("direct") wires the
+each process, bytes per second on the wire (UDP payload, our header
+included), xruns in the window, and glitches (impulses missing, late, early
+or doubled, or stray samples).  A codec is ``float32``, ``int16`` or
+``opus/MS`` (Opus with --opus-frame MS); a lossy codec smears the impulse, so
+there the peak of each 100 ms window is the impulse and strays are not counted.  A baseline row ("direct") wires the
 generator straight to the detector, with `jack_thru` (a minimal C client)
 idling beside it, in the same run: the machine's own xruns, an empty
 client's CPU.
@@ -39,13 +42,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def detect(capture: Capture, buf: np.ndarray, result: dict) -> None:
+def detect(capture: Capture, buf: np.ndarray, result: dict, lossy: bool) -> None:
     """Find impulses in what was recorded since the last call."""
     while (pos := capture.read_into(buf)) >= 0:
         ft = capture.frame_time_at(pos)
         if ft is None:
             continue
         x = np.abs(buf).max(axis=0)
+        if lossy:  # the loudest sample of each impulse window
+            peaks = result["peaks"]
+            for i in np.flatnonzero(x > 0.1):
+                window = (ft + int(i)) // INTERVAL
+                if x[i] > peaks.get(window, (0.0, 0))[0]:
+                    peaks[window] = (float(x[i]), ft + int(i))
+            continue
         for i in np.flatnonzero(x > 0.01):
             if x[i] > 0.5:
                 result["times"].append(ft + int(i))
@@ -54,24 +64,28 @@ def detect(capture: Capture, buf: np.ndarray, result: dict) -> None:
 
 
 class LastLine:
-    """Keeps the latest stats line a `jacknet recv` prints."""
+    """Keeps the latest stats line a `jacknet recv` or `send` prints."""
 
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, proc: subprocess.Popen, side: str) -> None:
         self.line = ""
+        self.side = side + ":"
         threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
 
     def _read(self, stream) -> None:
         for line in stream:
-            if line.startswith("recv:"):
+            if line.startswith(self.side):
                 self.line = line
 
+    def fields(self) -> dict[str, str]:
+        return dict(f.split("=", 1) for f in self.line.split()[1:] if "=" in f)
+
     def counters(self) -> dict[str, int]:
-        fields = dict(f.split("=", 1) for f in self.line.split()[1:] if "=" in f)
-        return {k: int(fields.get(k, 0)) for k in ("concealed_frames", "underruns")}
+        fields = self.fields()
+        return {k: int(fields.get(k, 0)) for k in ("concealed_frames", "underruns", "plc_concealed")}
 
 
 def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
-             link: list[list[str]], jack: JackClient) -> dict:
+             link: list[list[str]], jack: JackClient, lossy: bool = False) -> dict:
     src = JackClient("bench-src", server.name)
     src.register("out", channels, "out")
     gen = Generator(channels, "silence", impulse_interval=INTERVAL)
@@ -82,7 +96,8 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
     det.run(cap)
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
              for cmd in link]
-    recv_stats = LastLine(procs[0])
+    recv_stats = LastLine(procs[0], "recv")
+    send_stats = LastLine(procs[1], "send") if len(procs) > 1 else None
     try:
         time.sleep(2.0)  # let the link lock and the ports connect
         if label == "direct":
@@ -92,14 +107,14 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
         cap.skip()
         gen.set_mode("impulse")
         buf = np.zeros((channels, server.period), np.float32)
-        result = {"times": [], "stray": 0}
+        result = {"times": [], "stray": 0, "peaks": {}}
         xruns0 = jack.xruns
         recv0 = recv_stats.counters()
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
             time.sleep(0.05)
-            detect(cap, buf, result)
+            detect(cap, buf, result, lossy)
         wall = time.monotonic() - t0
         cpu = [100 * (cpu_seconds(p.pid) - c) / wall for p, c in zip(procs, cpu0)]
         xruns = jack.xruns - xruns0
@@ -112,17 +127,18 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
             p.wait(10)
         src.close()
         det.close()
-    times = result["times"]
+    times = result["times"] or [t for _, t in sorted(result["peaks"].values(), key=lambda p: p[1])]
     lat = [t % INTERVAL for t in times]
     median = statistics.median(lat) if lat else None
     # A glitch: an impulse missing or doubled (spacing off), moved, or a stray sample.
     spacing = sum(1 for a, b in zip(times, times[1:]) if b - a != INTERVAL)
     moved = sum(1 for v in lat if v != median)
-    concealed = {k: recv1.get(k, 0) - recv0.get(k, 0) for k in recv0} if recv0 else {}
+    concealed = {k: recv1[k] - recv0[k] for k in recv0} if send_stats else {}
     return {"label": label, "channels": channels, "median": median,
             "max": max(lat) if lat else None, "cpu": cpu, "xruns": xruns,
             "glitches": spacing + moved + result["stray"], "impulses": len(lat),
-            "concealed": concealed}
+            "concealed": concealed,
+            "wire": float(send_stats.fields().get("kbit_s", 0)) / 8 if send_stats else None}
 
 
 def main() -> int:
@@ -130,7 +146,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--period", type=int, default=128)
     ap.add_argument("--channels", type=int, nargs="+", default=[2, 16])
-    ap.add_argument("--codecs", nargs="+", default=["float32", "int16"])
+    ap.add_argument("--codecs", nargs="+", default=["float32", "int16"],
+                    help="float32, int16 or opus/MS (MS: --opus-frame, 2.5 5 10 20)")
     ap.add_argument("--latency", type=float, default=1.0, help="receiver --latency in ms")
     ap.add_argument("--no-realtime", action="store_true", help="run jackd without -R")
     ap.add_argument("--transports", nargs="+", default=["udp"], choices=["udp", "tcp"])
@@ -154,27 +171,33 @@ def main() -> int:
                                                         args.rt_priority):
                 common = ["--server", server.name, "--channels", str(channels),
                           "--rt-priority", str(prio), "--transport", transport]
+                name, _, frame = codec.partition("/")
+                opus = ["--opus-frame", frame] if frame else []
                 link = [py + ["recv", "127.0.0.1:47999", *common, "--connect", "bench-det:in_.*",
                               "--latency", str(args.latency), "--stats-interval", "1"],
                         py + ["send", "127.0.0.1:47999", *common, "--connect", "bench-src:out_.*",
-                              "--codec", codec, "--stats-interval", "3600"]]
-                label = (f"jacknet {codec}" + (f" {transport}" if len(args.transports) > 1 else "")
+                              "--codec", name, *opus, "--stats-interval", "1"]]
+                label = (f"jacknet {name}" + (f" {frame} ms" if frame else "")
+                         + (f" {transport}" if len(args.transports) > 1 else "")
                          + (f" prio {prio}" if len(args.rt_priority) > 1 else ""))
-                rows.append(run_case(server, label, channels, args.seconds, link, watcher))
+                rows.append(run_case(server, label, channels, args.seconds, link, watcher,
+                                     lossy=name == "opus"))
         watcher.close()
     ms = 1000 / rate
     print(f"\nperiod {args.period} @ {rate} Hz, {args.seconds:.0f} s per row, jackd "
           f"{'-R' if realtime else '--no-realtime'} (async), receiver --latency {args.latency} ms\n")
     print("| loop | ch | latency median | latency max | CPU % recv / send (direct: jack_thru) "
-          "| xruns (whole graph) | impulse glitches | receiver underruns / concealed frames |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| wire kB/s | xruns (whole graph) | impulse glitches "
+          "| receiver underruns / concealed frames / PLC packets |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         med = "-" if r["median"] is None else f"{r['median']:.0f} fr = {r['median'] * ms:.2f} ms"
         mx = "-" if r["max"] is None else f"{r['max']} fr = {r['max'] * ms:.2f} ms"
         cpu = " / ".join(f"{c:.1f}" for c in r["cpu"])
         c = r["concealed"]
-        conceal = f"{c['underruns']} / {c['concealed_frames']}" if c else "-"
-        print(f"| {r['label']} | {r['channels']} | {med} | {mx} | {cpu} | {r['xruns']} "
+        conceal = f"{c['underruns']} / {c['concealed_frames']} / {c['plc_concealed']}" if c else "-"
+        wire = "-" if r["wire"] is None else f"{r['wire']:.1f}"
+        print(f"| {r['label']} | {r['channels']} | {med} | {mx} | {cpu} | {wire} | {r['xruns']} "
               f"| {r['glitches']} of {r['impulses']} | {conceal} |")
     return 0
 

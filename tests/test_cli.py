@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from jacknet.jackserver import PrivateServer
+
 
 def jacknet(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jacknet", *args], capture_output=True,
@@ -30,6 +32,16 @@ def jacknet(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     ["recv", ":70000"],
     ["frobnicate"],
     ["send", "h:1", "--no-such-flag"],
+    ["send", "h:1", "--redundancy", "9"],
+    ["send", "h:1", "--bitrate", "64"],                              # not with float32
+    ["send", "h:1", "--codec", "opus", "--opus-frame", "3"],
+    ["send", "h:1", "--codec", "opus", "--bitrate", "1000"],
+    ["send", "h:1", "--codec", "opus", "--bitrate", "fast"],
+    ["send", "h:1", "--codec", "opus", "--complexity", "11"],
+    ["send", "h:1", "--codec", "opus", "--fec"],                     # lowdelay has no FEC
+    ["send", "h:1", "--codec", "opus", "--fec", "--application", "voip"],  # 5 ms frames: no SILK
+    ["send", "h:1", "--codec", "opus", "--expected-loss", "10"],     # without --fec
+    ["send", "h:1", "--codec", "opus", "--frames-per-packet", "256"],
 ])
 def test_bad_flags_exit_2_with_one_line(args):
     r = jacknet(*args, "--server", "jacknet-test-none")
@@ -44,3 +56,11 @@ def test_no_server_says_how_to_start_one():
     assert r.returncode == 1
     assert "no JACK server named 'jacknet-test-none'" in r.stderr and "jackd" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_opus_refuses_a_rate_it_cannot_take():
+    with PrivateServer("jacknet-test-44k", 44100, 256, sync=True) as server:
+        r = jacknet("send", "127.0.0.1:9", "--codec", "opus", "--server", server.name)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert "44100" in lines[-1] and "Traceback" not in r.stderr, r.stderr

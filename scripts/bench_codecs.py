@@ -1,0 +1,84 @@
+"""Codec cost: encode and decode time per packet, as % of one core in real time.
+
+Runs each codec on a music-like signal (tones plus noise) at 48 kHz and
+prints a table: microseconds per packet to encode and to decode, and what
+that is as a share of one core while the link runs.  For Opus it also
+compares one multistream encoder (what jacknet uses) with one plain encoder
+per channel pair, the alternative the libopus API offers.
+
+Not a test: it prints a table and asserts nothing.
+
+    .venv/bin/python scripts/bench_codecs.py [--seconds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from jacknet.codecs import make_decoder, make_encoder
+from jacknet.codecs.opus import OpusSettings
+from jacknet.realtime import known_music
+
+RATE = 48000
+
+
+def signal(channels: int, seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE), dtype=np.int64)
+    return np.stack([known_music(ch, t) for ch in range(channels)])
+
+
+def time_codec(name: str, channels: int, frames: int, sig: np.ndarray,
+               settings: OpusSettings) -> tuple[float, float]:
+    """Microseconds per packet: (encode, decode)."""
+    enc = make_encoder(name, channels, RATE, opus=settings)
+    n = enc.frames or frames
+    blocks = [np.ascontiguousarray(sig[:, i:i + n]) for i in range(0, sig.shape[1] - n + 1, n)]
+    t0 = time.perf_counter()
+    payloads = [enc.encode(b) for b in blocks]
+    t1 = time.perf_counter()
+    dec = make_decoder(enc.codec_id)
+    for p in payloads:
+        dec.decode(p, channels, n, RATE)
+    t2 = time.perf_counter()
+    return 1e6 * (t1 - t0) / len(blocks), 1e6 * (t2 - t1) / len(blocks)
+
+
+def time_pairs(channels: int, sig: np.ndarray, settings: OpusSettings) -> float:
+    """Microseconds per packet with one plain encoder per channel pair."""
+    groups = [list(range(c, min(c + 2, channels))) for c in range(0, channels, 2)]
+    encs = [make_encoder("opus", len(g), RATE, opus=settings) for g in groups]
+    n = encs[0].frames
+    t0 = time.perf_counter()
+    count = 0
+    for i in range(0, sig.shape[1] - n + 1, n):
+        for enc, g in zip(encs, groups):
+            enc.encode(np.ascontiguousarray(sig[g, i:i + n]))
+        count += 1
+    return 1e6 * (time.perf_counter() - t0) / count
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=2.0, help="audio per row")
+    args = ap.parse_args()
+    print("| codec | ch | packet | encode µs | decode µs | encode + decode, % of a core "
+          "| Opus: per-pair encoders µs |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for channels in (2, 8):
+        sig = signal(channels, args.seconds)
+        cases = [("float32", 128, OpusSettings()), ("int16", 128, OpusSettings())]
+        cases += [("opus", 0, OpusSettings(ms)) for ms in (2.5, 5, 10, 20)]
+        for name, frames, settings in cases:
+            n = frames or round(settings.frame_ms * RATE / 1000)
+            enc_us, dec_us = time_codec(name, channels, frames, sig, settings)
+            share = 100 * (enc_us + dec_us) / (1e6 * n / RATE)
+            pairs = f"{time_pairs(channels, sig, settings):.0f}" if name == "opus" else "-"
+            label = f"opus {settings.frame_ms:g} ms" if name == "opus" else name
+            print(f"| {label} | {channels} | {n} fr | {enc_us:.1f} | {dec_us:.1f} | {share:.2f} "
+                  f"| {pairs} |")
+
+
+if __name__ == "__main__":
+    main()
