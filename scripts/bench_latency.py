@@ -85,7 +85,10 @@ class LastLine:
 
 
 def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
-             link: list[list[str]], jack: JackClient, lossy: bool = False) -> dict:
+             link: list[list[str]], jack: JackClient, lossy: bool = False,
+             wiring: list[tuple[str, str]] | None = None, env: dict | None = None) -> dict:
+    """One loop: ``link`` is the receiver's command then the sender's (jacknet
+    ones connect themselves; ``wiring`` lists port pairs to connect for others)."""
     src = JackClient("bench-src", server.name)
     src.register("out", channels, "out")
     gen = Generator(channels, "silence", impulse_interval=INTERVAL)
@@ -94,15 +97,15 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
     det.register("in", channels, "in")
     cap = Capture(channels, capacity=1 << 16)
     det.run(cap)
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-             for cmd in link]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              env=env) for cmd in link]
+    ours = "jacknet" in link[0]
     recv_stats = LastLine(procs[0], "recv")
-    send_stats = LastLine(procs[1], "send") if len(procs) > 1 else None
+    send_stats = LastLine(procs[1], "send") if ours else None
     try:
         time.sleep(2.0)  # let the link lock and the ports connect
-        if label == "direct":
-            for ch in range(channels):
-                jack.connect_ports(f"bench-src:out_{ch + 1}", f"bench-det:in_{ch + 1}")
+        for a, b in wiring or []:
+            jack.connect_ports(a, b)
         time.sleep(0.5)
         cap.skip()
         gen.set_mode("impulse")
@@ -141,6 +144,10 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
             "wire": float(send_stats.fields().get("kbit_s", 0)) / 8 if send_stats else None}
 
 
+def direct_wiring(channels: int) -> list[tuple[str, str]]:
+    return [(f"bench-src:out_{ch}", f"bench-det:in_{ch}") for ch in range(1, channels + 1)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60)
@@ -166,7 +173,8 @@ def main() -> int:
             # Baseline: the generator wired straight to the detector, and an
             # idle C client (jack_thru) beside it for an empty client's CPU.
             rows.append(run_case(server, "direct", channels, args.seconds,
-                                 [["jack_thru", "bench-thru", server.name]], watcher))
+                                 [["jack_thru", "bench-thru", server.name]], watcher,
+                                 wiring=direct_wiring(channels)))
             for codec, transport, prio in itertools.product(args.codecs, args.transports,
                                                         args.rt_priority):
                 common = ["--server", server.name, "--channels", str(channels),
