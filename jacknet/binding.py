@@ -170,12 +170,6 @@ class JackClient:
                      pattern, len(candidates), len(ours))
         return made
 
-    def ports(self, pattern: str = "", *, is_input: bool = False,
-              is_output: bool = False) -> list[str]:
-        """Full names of the audio ports matching ``pattern`` (a regex), in JACK's order."""
-        return [p.name for p in self._client.get_ports(pattern, is_audio=True, is_input=is_input,
-                                                       is_output=is_output)]
-
     def connect_ports(self, source: str, destination: str) -> None:
         self._client.connect(source, destination)
 

@@ -134,8 +134,11 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
     lat = [t % INTERVAL for t in times]
     median = statistics.median(lat) if lat else None
     # A glitch: an impulse missing or doubled (spacing off), moved, or a stray sample.
-    spacing = sum(1 for a, b in zip(times, times[1:]) if b - a != INTERVAL)
-    moved = sum(1 for v in lat if v != median)
+    # A smeared impulse's peak may wander a sample or two (a resampler's
+    # fractional delay) without anything lost: that much is tolerated there.
+    slack = 2 if lossy else 0
+    spacing = sum(1 for a, b in zip(times, times[1:]) if abs(b - a - INTERVAL) > slack)
+    moved = sum(1 for v in lat if abs(v - median) > slack)
     concealed = {k: recv1[k] - recv0[k] for k in recv0} if send_stats else {}
     return {"label": label, "channels": channels, "median": median,
             "max": max(lat) if lat else None, "cpu": cpu, "xruns": xruns,

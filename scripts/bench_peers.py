@@ -39,7 +39,7 @@ PORT = 47990
 JACKNET = [sys.executable, "-m", "jacknet"]
 
 
-def jacknet(codec: str, transport: str = "udp", latency: float = 1.0):
+def jacknet(codec: str, transport: str = "udp", latency: float = 1.0, extra: tuple = ()):
     name, _, frame = codec.partition("/")
 
     def build(server: str, channels: int, target: int, listen: int):
@@ -48,9 +48,10 @@ def jacknet(codec: str, transport: str = "udp", latency: float = 1.0):
                           "--latency", str(latency), "--stats-interval", "1"]
         send = JACKNET + ["send", f"127.0.0.1:{target}", *common, "--connect", "bench-src:out_.*",
                           "--codec", name, *(["--opus-frame", frame] if frame else []),
-                          "--stats-interval", "1"]
+                          *extra, "--stats-interval", "1"]
         return [recv, send], None, None
-    label = f"jacknet {name}" + (f" {frame} ms" if frame else "") + (" tcp" if transport == "tcp" else "")
+    label = (f"jacknet {name}" + (f" {frame} ms" if frame else "") + (" tcp" if transport == "tcp" else "")
+             + "".join(f" {e}" for e in extra))
     return label, build, transport == "udp"
 
 
@@ -103,23 +104,30 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--periods", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--channels", type=int, nargs="+", default=[2, 16])
-    ap.add_argument("--zita-buff", type=int, default=4, help="zita-n2j --buff in ms")
+    ap.add_argument("--zita-buff", type=int, nargs="+", default=[4],
+                    help="zita-n2j --buff values in ms (one row each)")
     ap.add_argument("--jacktrip-queue", nargs="+", default=["2", "auto"])
     ap.add_argument("--loss", type=float, default=0.0, help="percent of datagrams the relay drops")
     ap.add_argument("--jitter", type=float, default=0.0, help="ms of uniform delay jitter")
+    ap.add_argument("--server-name", default="jacknet-peers", help="name of the private jackd")
+    ap.add_argument("--only", metavar="TEXT", nargs="+",
+                    help="run only the systems whose label contains one of these")
     args = ap.parse_args()
     impaired = args.loss > 0 or args.jitter > 0
     systems = [jacknet("float32"), jacknet("int16"), jacknet("opus/5"), jacknet("opus/2.5"),
                jacknet("float32", "tcp"),
-               zita("float", args.zita_buff), zita("16bit", args.zita_buff)]
+               *(zita(sample, buff) for buff in args.zita_buff for sample in ("float", "16bit"))]
     systems += [jacktrip(q) for q in args.jacktrip_queue]
-    if impaired:
-        systems = [s for s in systems if s[2]]
+    if impaired:  # what copies of earlier packets buy, beside the plain rows
+        systems = [s for s in systems if s[2]] + [jacknet("opus/5", extra=("--redundancy", "1")),
+                                                  jacknet("int16", extra=("--redundancy", "1"))]
+    if args.only:
+        systems = [s for s in systems if any(text in s[0] for text in args.only)]
     realtime = os.geteuid() == 0
     ms = 1000 / 48000
     for period in args.periods:
         results: dict[tuple[str, int], list[dict]] = {}
-        with PrivateServer("jacknet-peers", 48000, period, sync=False, realtime=realtime) as server:
+        with PrivateServer(args.server_name, 48000, period, sync=False, realtime=realtime) as server:
             watcher = JackClient("bench-xruns", server.name)
             watcher.register("in", 1, "in")
             watcher.run(Capture(1))

@@ -1,0 +1,21 @@
+"""Smoke runs of the benchmark scripts (a few seconds, one configuration):
+they keep working; their numbers are not judged here."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def test_bench_peers_prints_a_row_per_system():
+    r = subprocess.run([sys.executable, str(SCRIPTS / "bench_peers.py"), "--seconds", "2",
+                        "--rounds", "1", "--periods", "128", "--channels", "2",
+                        "--server-name", "jacknet-test-peers",
+                        "--only", "jacknet float32", "jacknet opus 5"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| jacknet")]
+    assert len(rows) == 3, r.stdout  # float32 udp, float32 tcp, opus 5 ms
+    assert all(" of " in row and "ms" in row for row in rows), r.stdout
