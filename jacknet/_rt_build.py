@@ -86,6 +86,8 @@ typedef struct {
     void *ports[64];
     int32_t mode;
     uint32_t impulse_interval;
+    uint32_t tone_hz;
+    uint32_t rate;
     uint64_t cycles;
     ...;
 } jn_generator;

@@ -18,6 +18,7 @@ from jacknet import __version__, protocol
 from jacknet.codecs.opus import APPLICATIONS, OpusSettings
 from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
 from jacknet.node import DEFAULT_RT_PRIORITY
+from jacknet.resample import DEFAULT_QUALITY, QUALITIES
 from jacknet.stats import format_line
 from jacknet.transport import DEFAULT_PORT, parse_address
 
@@ -141,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multicast interface to join on: its IPv4 address, or an IPv6 interface name or index")
     r.add_argument("--allow-any-sender", action="store_true",
                    help="play packets from any source, not only the first sender heard")
+    r.add_argument("--drift", action="store_true",
+                   help="follow a sender whose clock runs apart by resampling (always on when "
+                        "the sample rates differ)")
+    r.add_argument("--resampler", choices=QUALITIES, default=DEFAULT_QUALITY,
+                   help=f"converter quality when resampling (default {DEFAULT_QUALITY})")
 
     d = sub.add_parser("demo", help="a whole link on a private dummy JACK server, with a test signal")
     d.add_argument("--channels", type=_int_range(1, 64), default=2)
@@ -271,7 +277,8 @@ def _recv(args: argparse.Namespace) -> int:
     config = ReceiverConfig(host, port, channels=args.channels, name=args.name,
                             connect=args.connect, latency_ms=args.latency, server=args.server,
                             rt_priority=args.rt_priority, transport=args.transport,
-                            interface=args.interface, allow_any_sender=args.allow_any_sender)
+                            interface=args.interface, allow_any_sender=args.allow_any_sender,
+                            drift=args.drift, resampler=args.resampler)
     return run_node(lambda: Receiver(config), "recv", args.stats_interval, args.seconds)
 
 

@@ -172,13 +172,14 @@ class JitterBuffer:
             self._set_transit(self.transit_min - excess)
 
     def need_margin(self, frames: int, lead: int = 0) -> None:
-        """Keep a margin of at least ``frames`` (the stream's redundancy or FEC
-        needs to wait one packet), else the ``target`` asked for; and a `lead`
-        of ``lead`` frames for a decoder that must conceal before the playout."""
-        want = max(self.requested_target, frames)
+        """Add ``frames`` to the margin asked for (a stream's redundancy or FEC
+        comes one packet later than the packet itself, and then has the same
+        jitter to cross), and keep a `lead` of ``lead`` frames for a decoder
+        that must conceal before the playout."""
+        want = self.requested_target + frames
         if (want, lead) != (self.target, self.lead):
             log.info("jitter margin %d frames%s, decoding lead %d frames", want,
-                     " (to wait one packet for its copy or FEC)" if want > self.requested_target
+                     " (one packet more, to wait for its copy or FEC)" if frames
                      else "", lead)
             self.target, self.lead = want, lead
             if self.transit_min is not None and not self._settling:
@@ -224,11 +225,15 @@ class JitterBuffer:
         after = timestamp + self._base + pl.offset - self.period + 1 - pl.now
         return pl.now + -(-after // self.period) * self.period - self.lead
 
-    def missed(self, timestamp: int, arrival: int) -> None:
-        """A packet came after its `deadline`, so its frame was concealed:
-        as a packet that lands after its playout, it says the margin is too small."""
-        deadline = self.deadline(timestamp)
-        if deadline is not None:
+    def timestamp_at(self, index: int) -> int:
+        """The stream timestamp that ring ``index`` holds."""
+        return index - self._base
+
+    def missed(self, deadline: int | None, arrival: int) -> None:
+        """A packet came ``arrival - deadline`` frames after its `deadline`, so
+        its frame was concealed: as a packet that lands after its playout, it
+        says the margin is too small."""
+        if deadline is not None and self.locked:
             self._partly_late(max(1, arrival - deadline), arrival)
 
     def insert(self, stream_id: int, timestamp: int, block: np.ndarray, arrival: int,

@@ -226,14 +226,16 @@ class Playout(_Engine):
 
 class Generator(_Engine):
     """Known test signal (``"noise"``, or ``"music"`` for lossy codecs),
-    ``"impulse"`` train or ``"silence"``."""
+    ``"impulse"`` train, a ``"tone"`` of ``tone_hz`` at ``rate``, or ``"silence"``."""
 
     process_name = "jn_generator_process"
-    MODES = {"silence": 0, "noise": 1, "impulse": 2, "music": 3}
+    MODES = {"silence": 0, "noise": 1, "impulse": 2, "music": 3, "tone": 4}
 
-    def __init__(self, channels: int, mode: str = "noise", impulse_interval: int = 0) -> None:
+    def __init__(self, channels: int, mode: str = "noise", impulse_interval: int = 0,
+                 tone_hz: int = 1000, rate: int = 48000) -> None:
         super().__init__(ffi.gc(lib.jn_generator_new(channels), lib.jn_generator_free), channels)
         self.state.impulse_interval = impulse_interval
+        self.state.tone_hz, self.state.rate = tone_hz, rate
         self.set_mode(mode)
 
     def set_mode(self, mode: str) -> None:

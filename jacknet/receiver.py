@@ -18,7 +18,9 @@ from jacknet.codecs import make_decoder
 from jacknet.errors import JacknetError, MalformedPacket
 from jacknet.jitter import GUARD_SECONDS, SWITCH_SECONDS, JitterBuffer
 from jacknet.node import DEFAULT_RT_PRIORITY, Node
+from jacknet.bridge import ClockBridge
 from jacknet.realtime import Playout
+from jacknet.resample import DEFAULT_QUALITY
 from jacknet.sequencer import Sequencer, SequencerStats
 from jacknet.stats import RateLimitedLog
 from jacknet.transport import TcpSource, _show, is_multicast, open_source
@@ -39,6 +41,8 @@ class ReceiverConfig:
     transport: str = "udp"
     interface: str | None = None      # multicast interface to join on
     allow_any_sender: bool = False
+    drift: bool = False               # resample to follow a sender clock that runs apart
+    resampler: str = DEFAULT_QUALITY
 
 
 class Receiver(Node):
@@ -51,6 +55,7 @@ class Receiver(Node):
         self.jitter: JitterBuffer | None = None
         self._bad = RateLimitedLog(log)
         self._sequencer: Sequencer | None = None
+        self._bridge: ClockBridge | None = None
         self._sequencer_key: tuple | None = None
         self.decoding = SequencerStats()
         self._need = (0, 0)
@@ -59,7 +64,6 @@ class Receiver(Node):
         self.datagrams = 0
         self.bytes = 0
         self.malformed: dict[str, int] = {}
-        self.rate_mismatch = 0
         self.foreign_sources = 0
         self._peer: tuple | None = None
         self._peer_seen = 0.0
@@ -120,12 +124,17 @@ class Receiver(Node):
                 except MalformedPacket as e:
                     self.malformed[e.reason] = self.malformed.get(e.reason, 0) + 1
                     self._bad(e.reason, "dropped a malformed packet (%s)", e)
+            if self._bridge is not None:
+                self._bridge.steer()
             if self._sequencer is not None:
-                self._sequencer.expire(self._arrival_clock(), self.jitter.deadline)
+                self._sequencer.expire(self._arrival_clock(), self._deadline_of)
+
+    def _deadline_of(self, timestamp: int) -> int | None:
+        return (self._bridge or self.jitter).deadline(timestamp)
 
     def _wait(self, rate: int) -> float:
         """Seconds until a missing frame's deadline (at most 0.1)."""
-        deadline = self._sequencer.next_deadline(self.jitter.deadline) if self._sequencer else None
+        deadline = self._sequencer.next_deadline(self._deadline_of) if self._sequencer else None
         if deadline is None:
             return 0.1
         return min(0.1, max(0.0, (deadline - self._arrival_clock()) / rate))
@@ -155,12 +164,6 @@ class Receiver(Node):
         if whole is None:
             return
         header, payload = whole
-        rate = self.jack.samplerate
-        if header.sample_rate != rate:
-            self.rate_mismatch += 1
-            self._bad("rate", "refusing a stream at %d Hz: this JACK server runs at %d Hz "
-                      "(resampling is not supported yet)", header.sample_rate, rate)
-            return
         if header.channels != self.config.channels and not self._mapped_warned:
             self._mapped_warned = True
             log.warning("sender has %d channel(s), this receiver %d: playing the first %d",
@@ -177,35 +180,47 @@ class Receiver(Node):
             outcome = sequencer.push(header.seq, header.timestamp, payload, copies, arrival)
         except ValueError as e:
             raise MalformedPacket("payload", str(e)) from None
-        if outcome == "late" and sequencer.decoder.stateful:
-            self.jitter.missed(header.timestamp, arrival)
+        if outcome == "late" and sequencer.ordered:
+            self.jitter.missed(self._deadline_of(header.timestamp), arrival)
         self._count_sequence(header.stream_id, header.seq, outcome == "duplicate")
 
     def _sequencer_for(self, header: protocol.Header) -> Sequencer:
         """This stream's sequencer, with a fresh decoder for each new stream.
         A sender's format is fixed for the life of its stream id, so a packet
         that claims otherwise is refused rather than reset the decoder."""
-        fmt = (header.codec, header.channels, header.frames)
+        fmt = (header.codec, header.channels, header.frames, header.sample_rate)
         if self._sequencer_key is None or header.stream_id != self._sequencer_key[0]:
             if self._sequencer_key is not None and fmt != self._sequencer_key[1]:
-                log.info("stream format changed: codec %d, %d channel(s), %d frames/packet", *fmt)
+                log.info("stream format changed: codec %d, %d channel(s), %d frames/packet, %d Hz",
+                         *fmt)
             try:
                 decoder = make_decoder(header.codec)
             except (ValueError, JacknetError) as e:  # unknown codec, or no libopus here
                 raise MalformedPacket("codec", str(e)) from None
-            stream = header.stream_id
-            self._sequencer = Sequencer(
-                decoder, header.channels, header.frames, header.sample_rate,
-                lambda ts, block, arrival, measured: self.jitter.insert(
-                    stream, ts, block, arrival, measured), self.decoding)
+            stream, rate = header.stream_id, self.jack.samplerate
+            self._bridge = None
+            if self.config.drift or header.sample_rate != rate:
+                if header.sample_rate != rate:
+                    log.info("stream at %d Hz, JACK at %d Hz: resampling", header.sample_rate, rate)
+                self._bridge = ClockBridge(self.jitter, stream, header.channels, header.frames,
+                                           header.sample_rate, rate, self.config.resampler)
+                sink = self._bridge.place
+            else:
+                def sink(ts, block, arrival, measured):
+                    return self.jitter.insert(stream, ts, block, arrival, measured)
+            self._sequencer = Sequencer(decoder, header.channels, header.frames,
+                                        header.sample_rate, sink, self.decoding,
+                                        ordered=self._bridge is not None)
             self._sequencer_key = (header.stream_id, fmt)
         elif fmt != self._sequencer_key[1]:
-            raise MalformedPacket("format", "codec, channels or frames differ from the rest of "
-                                            "its stream")
+            raise MalformedPacket("format", "codec, channels, frames or rate differ from the "
+                                            "rest of its stream")
         # Reviving from a copy or from FEC means waiting one packet for it;
         # a decoder that conceals must do so a little before the playout.
-        need = (header.frames if header.flags & (protocol.FLAG_REDUNDANT | protocol.FLAG_FEC) else 0,
-                round(GUARD_SECONDS * header.sample_rate) if self._sequencer.decoder.stateful else 0)
+        rate = self.jack.samplerate
+        need = (round(header.frames * rate / header.sample_rate)
+                if header.flags & (protocol.FLAG_REDUNDANT | protocol.FLAG_FEC) else 0,
+                round(GUARD_SECONDS * rate) if self._sequencer.ordered else 0)
         if need != self._need:
             self._need = need
             self.jitter.need_margin(*need)
@@ -253,7 +268,7 @@ class Receiver(Node):
             "overruns": s.early if s else 0, "foreign": s.foreign if s else 0,
             "foreign_sources": self.foreign_sources,
             "refused": self.link.refused if isinstance(self.link, TcpSource) else None,
-            "malformed": self._malformed_counts(), "rate_mismatch": self.rate_mismatch,
+            "malformed": self._malformed_counts(),
             "concealed_frames": pl.concealed_frames if pl else 0,
             "underruns": pl.underruns if pl else 0,
             "relocks": s.relocks if s else 0, "tightened": s.tightened if s else 0,
@@ -262,4 +277,5 @@ class Receiver(Node):
             "fill_ms": 1000.0 * jb.fill_frames() / rate if jb else None,
             "latency_ms": None if lat is None else 1000.0 * lat / rate,
             "margin_ms": None if margin is None else 1000.0 * margin / rate,
+            **(self._bridge.stats() if self._bridge else {}),
         }

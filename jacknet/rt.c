@@ -446,7 +446,7 @@ float jn_music_sample(uint32_t ch, uint32_t t)
     return (float)s;
 }
 
-enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3 };
+enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3, JN_GEN_TONE = 4 };
 
 typedef struct {
     jn_jack_api api;
@@ -455,6 +455,8 @@ typedef struct {
     void *ports[JN_MAX_CHANNELS];
     int32_t mode;               /* atomic */
     uint32_t impulse_interval;  /* frames between impulses */
+    uint32_t tone_hz;           /* tone: frequency, and the rate it is computed at */
+    uint32_t rate;
     uint64_t cycles;
 } jn_generator;
 
@@ -485,6 +487,9 @@ int jn_generator_process(uint32_t nframes, void *arg)
                 out[i] = jn_test_sample(ch, t + i);
             else if (mode == JN_GEN_MUSIC)
                 out[i] = jn_music_sample(ch, t + i);
+            else if (mode == JN_GEN_TONE && g->rate)  /* exact phase: (f t mod rate) / rate */
+                out[i] = 0.5f * (float)sin(6.283185307179586 *
+                    (double)(((uint64_t)g->tone_hz * (t + i)) % g->rate) / (double)g->rate);
             else if (mode == JN_GEN_IMPULSE && g->impulse_interval)
                 out[i] = (t + i) % g->impulse_interval == 0 ? 1.0f : 0.0f;
             else

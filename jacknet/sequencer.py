@@ -73,11 +73,15 @@ class Sequencer:
         they do not skew the jitter buffer's transit estimates.
     stats : SequencerStats, optional
         Counters to add to (a receiver keeps one set across streams).
+    ordered : bool
+        Decode in order even for a stateless codec (a resampler after it
+        needs one continuous stream).
     """
 
     def __init__(self, decoder: Decoder, channels: int, frames: int, rate: int, sink: Sink,
-                 stats: SequencerStats | None = None) -> None:
+                 stats: SequencerStats | None = None, ordered: bool = False) -> None:
         self.decoder = decoder
+        self.ordered = decoder.stateful or ordered
         self.channels, self.frames, self.rate = channels, frames, rate
         self.sink = sink
         self.stats = stats or SequencerStats()
@@ -103,7 +107,7 @@ class Sequencer:
         if self._seen.get(seq):
             self.stats.duplicate += 1
             return "duplicate"
-        if not self.decoder.stateful:
+        if not self.ordered:
             block = self._decode(payload)  # a payload that is not this block's raises here
             self._remember(seq, True)
             outcome = self.sink(timestamp, block, arrival, True)
@@ -204,7 +208,7 @@ class Sequencer:
     def next_deadline(self, deadline_of: Callable[[int], int | None]) -> int | None:
         """Receiver clock by which the missing frame must be filled, or None
         when nothing is missing (or the stream is silent: the playout fades)."""
-        if self.decoder.stateful and self._next is not None and (
+        if self.ordered and self._next is not None and (
                 self._held or self._concealed_run < self._max_conceal):
             return deadline_of(self._next_ts)
         return None
@@ -215,7 +219,7 @@ class Sequencer:
         ``deadline_of(timestamp)`` gives a frame's deadline on the receiver
         clock, or None while the jitter buffer is still measuring (then a gap
         is filled as soon as a later packet shows it)."""
-        while self.decoder.stateful and self._next is not None:
+        while self.ordered and self._next is not None:
             if self._held:
                 gap = min(seq_ahead(s, self._next) for s in self._held)
                 if gap > self._max_conceal:

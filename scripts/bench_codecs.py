@@ -1,10 +1,13 @@
-"""Codec cost: encode and decode time per packet, as % of one core in real time.
+"""Codec and resampler cost: time per packet, as % of one core in real time.
 
 Runs each codec on a music-like signal (tones plus noise) at 48 kHz and
 prints a table: microseconds per packet to encode and to decode, and what
 that is as a share of one core while the link runs.  For Opus it also
 compares one multistream encoder (what jacknet uses) with one plain encoder
-per channel pair, the alternative the libopus API offers.
+per channel pair, the alternative the libopus API offers.  A second table
+gives the receiver's resampler (drift correction and rate conversion) per
+128-frame block, at each converter quality, with a ratio that changes at
+every call as the drift loop's does.
 
 Not a test: it prints a table and asserts nothing.
 
@@ -59,6 +62,17 @@ def time_pairs(channels: int, sig: np.ndarray, settings: OpusSettings) -> float:
     return 1e6 * (time.perf_counter() - t0) / count
 
 
+def time_resampler(quality: str, channels: int, sig: np.ndarray) -> float:
+    """Microseconds per 128-frame block, the ratio wobbling as drift correction's does."""
+    from jacknet.resample import Resampler
+    r = Resampler(channels, quality)
+    blocks = [np.ascontiguousarray(sig[:, i:i + 128]) for i in range(0, sig.shape[1] - 127, 128)]
+    t0 = time.perf_counter()
+    for k, b in enumerate(blocks):
+        r.process(b, 48000 / 44100 * (1 + 1e-4 * np.sin(k / 50)))
+    return 1e6 * (time.perf_counter() - t0) / len(blocks)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="audio per row")
@@ -78,6 +92,16 @@ def main() -> None:
             label = f"opus {settings.frame_ms:g} ms" if name == "opus" else name
             print(f"| {label} | {channels} | {n} fr | {enc_us:.1f} | {dec_us:.1f} | {share:.2f} "
                   f"| {pairs} |")
+    from jacknet.resample import QUALITIES
+    print("\n| resampler (44.1 -> 48 kHz, ratio moving) | ch | µs per 128 frames "
+          "| µs per channel | % of a core |")
+    print("|---|---:|---:|---:|---:|")
+    for channels in (2, 16):
+        sig = signal(channels, args.seconds)
+        for quality in QUALITIES:
+            us = time_resampler(quality, channels, sig)
+            print(f"| {quality} | {channels} | {us:.1f} | {us / channels:.1f} "
+                  f"| {100 * us / (1e6 * 128 / 48000):.2f} |")
 
 
 if __name__ == "__main__":

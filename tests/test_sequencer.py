@@ -143,3 +143,23 @@ def test_garbage_and_duplicates_take_no_place_in_the_order():
     assert seq.push(1, n, payloads[1], [], n) == "stored"
     assert seq.push(1, n, payloads[1], [], n) == "duplicate"
     assert seq.stats.duplicate == 1 and len(sink.blocks) == 2
+
+
+@pytest.mark.parametrize("codec, codec_id", [("float32", CODEC_FLOAT32), ("int16", CODEC_INT16)])
+def test_ordered_pcm_conceals_without_a_step(codec, codec_id):
+    """Decoded in order (for the resampler), a lost PCM packet fades out and
+    the audio after it fades back in; every other packet is untouched."""
+    sig = music(2, 0.3)
+    payloads, n = packets(codec, sig, frames=128)
+    sink = Sink()
+    seq = Sequencer(make_decoder(codec_id), 2, n, RATE, sink, ordered=True)
+    for k in range(len(payloads)):
+        if k != 40:
+            seq.push(k, k * n, payloads[k], [], k * n)
+        seq.expire(k * n, lambda ts: ts)  # a frame is due as soon as the next one arrives
+    out, clean = sink.audio(), run(codec_id, payloads, n, 2)[0].audio()
+    assert seq.stats.plc_concealed == 1
+    own_step = np.abs(np.diff(clean, axis=1)).max()
+    assert np.abs(np.diff(out, axis=1)).max() <= own_step
+    assert np.array_equal(out[:, :40 * n], clean[:, :40 * n])
+    assert np.array_equal(out[:, 41 * n + 96:], clean[:, 41 * n + 96:])  # after the 2 ms fade-in

@@ -5,6 +5,8 @@ every machine that runs JACK today is little-endian, so neither side swaps.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from jacknet.protocol import CODEC_FLOAT32, CODEC_INT16
@@ -31,13 +33,61 @@ class Float32Encoder:
         return block.astype(_F32, copy=False).tobytes()
 
 
-class Float32Decoder:
-    codec_id = CODEC_FLOAT32
+class _Concealing:
+    """What a PCM decoder needs when a stream is decoded in order (for the
+    resampler): a lost block continues the last sample with a 2 ms
+    exponential decay, and the audio after it is cross-faded in over 2 ms,
+    as the playout does for gaps.  Decoding that never concealed is untouched."""
+
     stateful = False
+    FADE_SECONDS = 0.002
+
+    def __init__(self) -> None:
+        self._hold: np.ndarray | None = None
+        self._fade = 0
+
+    def _decay(self, rate: int, n: int) -> np.ndarray:
+        return np.exp(-np.arange(1, n + 1) / (self.FADE_SECONDS * (rate or 48000))).astype(np.float32)
+
+    def conceal(self, channels: int, frames: int, rate: int) -> np.ndarray:
+        hold = self._hold if self._hold is not None and len(self._hold) == channels \
+            else np.zeros(channels, np.float32)
+        out = hold[:, None] * self._decay(rate, frames)
+        self._hold = out[:, -1].copy()
+        self._fade = math.ceil(self.FADE_SECONDS * (rate or 48000))
+        return out
+
+    def _after(self, block: np.ndarray, rate: int) -> np.ndarray:
+        if self._fade and self._hold is not None and len(self._hold) == block.shape[0]:
+            total = math.ceil(self.FADE_SECONDS * (rate or 48000))
+            n = min(self._fade, block.shape[1])
+            done = total - self._fade
+            gain = (np.arange(done + 1, done + n + 1) / total).astype(np.float32)
+            tail = self._hold[:, None] * self._decay(rate, n)
+            block[:, :n] = gain * block[:, :n] + (1 - gain) * tail
+            self._hold = tail[:, -1]
+            self._fade -= n
+        if block.shape[1]:
+            self._hold = block[:, -1].copy()
+        return block
+
+    def recover(self, following: bytes, channels: int, frames: int, rate: int) -> None:
+        return None  # PCM has no forward error correction; copies are revived by the sequencer
+
+    def reset(self) -> None:
+        self._hold, self._fade = None, 0
+
+
+class Float32Decoder(_Concealing):
+    codec_id = CODEC_FLOAT32
+
+    def validate(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> None:
+        _check_size(payload, channels, frames, 4)
 
     def decode(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> np.ndarray:
         _check_size(payload, channels, frames, 4)
-        return np.frombuffer(payload, _F32).reshape(channels, frames).astype(np.float32)
+        block = np.frombuffer(payload, _F32).reshape(channels, frames).astype(np.float32)
+        return self._after(block, rate)
 
 
 class Int16Encoder:
@@ -70,11 +120,13 @@ class Int16Encoder:
         return scaled.astype(_I16).tobytes()
 
 
-class Int16Decoder:
+class Int16Decoder(_Concealing):
     codec_id = CODEC_INT16
-    stateful = False
+
+    def validate(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> None:
+        _check_size(payload, channels, frames, 2)
 
     def decode(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> np.ndarray:
         _check_size(payload, channels, frames, 2)
         samples = np.frombuffer(payload, _I16).reshape(channels, frames)
-        return samples.astype(np.float32) * np.float32(1.0 / _SCALE)
+        return self._after(samples.astype(np.float32) * np.float32(1.0 / _SCALE), rate)

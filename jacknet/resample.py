@@ -1,0 +1,42 @@
+"""A streaming resampler whose ratio may change at every call, without clicks.
+
+libsamplerate (through the ``samplerate`` package) ramps the ratio smoothly
+from one call's value to the next, which is what drift correction needs; its
+sinc converters keep the audio band clean.  Blocks are planar float32
+(channels x frames), as everywhere in jacknet.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+QUALITIES = ("linear", "sinc_fastest", "sinc_medium", "sinc_best")
+DEFAULT_QUALITY = "sinc_fastest"
+
+
+class Resampler:
+    """Resample a stream block by block.
+
+    Parameters
+    ----------
+    channels : int
+        Channels per block.
+    quality : str
+        libsamplerate converter: one of `QUALITIES` (CPU cost grows along
+        the list; see docs/benchmarks.md).
+    """
+
+    def __init__(self, channels: int, quality: str = DEFAULT_QUALITY) -> None:
+        import samplerate
+        if quality not in QUALITIES:
+            raise ValueError(f"resampler quality must be one of {', '.join(QUALITIES)}")
+        self.channels = channels
+        self._state = samplerate.Resampler(quality, channels=channels)
+        self.frames_in = 0
+        self.frames_out = 0
+
+    def process(self, block: np.ndarray, ratio: float) -> np.ndarray:
+        """Resample ``block`` at ``ratio`` output frames per input frame."""
+        out = self._state.process(np.ascontiguousarray(block.T), ratio, end_of_input=False)
+        self.frames_in += block.shape[1]
+        self.frames_out += out.shape[0]
+        return np.ascontiguousarray(out.T, dtype=np.float32).reshape(self.channels, -1)
