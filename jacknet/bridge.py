@@ -48,7 +48,7 @@ class ClockBridge:
                                           nominal=self.nominal)
         self.ratio = self.nominal
         self._in_end: int | None = None   # sender frame after the last one resampled
-        self._out_end = 0                 # receiver-time frames produced
+        self._out_end = 0                 # receiver-time frame after the last one produced
         self._cycle: int | None = None
         self._offset: int | None = None
 
@@ -56,6 +56,10 @@ class ClockBridge:
         """A `Sequencer` sink: one decoded block, in sequence order."""
         if measured:
             self.dll.update(timestamp, arrival)
+        if self._in_end is None:
+            # The receiver's time line starts where the sender's is: the jitter
+            # buffer took its base from this stream's first timestamp.
+            self._out_end = timestamp
         out = self.resampler.process(block, 1 / self.ratio)
         self._in_end = timestamp + block.shape[1]
         start, self._out_end = self._out_end, self._out_end + out.shape[1]

@@ -65,6 +65,7 @@ class Receiver(Node):
         self.bytes = 0
         self.malformed: dict[str, int] = {}
         self.foreign_sources = 0
+        self.internal_errors = 0
         self._peer: tuple | None = None
         self._peer_seen = 0.0
         self._seq_stream: int | None = None
@@ -116,18 +117,24 @@ class Receiver(Node):
             if isinstance(source, TcpSource) and source.new_peer:
                 source.new_peer = False
                 self.jitter.resync("a sender connected")
-            if n and self._from_our_sender(peer):
-                self.datagrams += 1
-                self.bytes += n
-                try:
-                    self._handle(view[:n])
-                except MalformedPacket as e:
-                    self.malformed[e.reason] = self.malformed.get(e.reason, 0) + 1
-                    self._bad(e.reason, "dropped a malformed packet (%s)", e)
-            if self._bridge is not None:
-                self._bridge.steer()
-            if self._sequencer is not None:
-                self._sequencer.expire(self._arrival_clock(), self._deadline_of)
+            try:
+                if n and self._from_our_sender(peer):
+                    self.datagrams += 1
+                    self.bytes += n
+                    try:
+                        self._handle(view[:n])
+                    except MalformedPacket as e:
+                        self.malformed[e.reason] = self.malformed.get(e.reason, 0) + 1
+                        self._bad(e.reason, "dropped a malformed packet (%s)", e)
+                if self._bridge is not None:
+                    self._bridge.steer()
+                if self._sequencer is not None:
+                    self._sequencer.expire(self._arrival_clock(), self._deadline_of)
+            except Exception:  # a bug must not silence the link for good: say it, count it, go on
+                self.internal_errors += 1
+                if self.internal_errors == 1:
+                    log.exception("error in the receiver's network thread (logged once, "
+                                  "counted in internal_errors); please report it")
 
     def _deadline_of(self, timestamp: int) -> int | None:
         return (self._bridge or self.jitter).deadline(timestamp)
@@ -268,7 +275,7 @@ class Receiver(Node):
             "overruns": s.early if s else 0, "foreign": s.foreign if s else 0,
             "foreign_sources": self.foreign_sources,
             "refused": self.link.refused if isinstance(self.link, TcpSource) else None,
-            "malformed": self._malformed_counts(),
+            "malformed": self._malformed_counts(), "internal_errors": self.internal_errors,
             "concealed_frames": pl.concealed_frames if pl else 0,
             "underruns": pl.underruns if pl else 0,
             "relocks": s.relocks if s else 0, "tightened": s.tightened if s else 0,
