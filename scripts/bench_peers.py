@@ -12,9 +12,8 @@ resamples, which smears the impulse as Opus does: for both, the loudest
 sample of each 100 ms window is the impulse.
 
 ``--loss PCT --jitter MS`` puts the test relay between sender and receiver
-(jacknet and zita-njbridge, which send one way over UDP; JackTrip's two-way
-handshake does not pass through it, so it sits that mode out) and reports
-glitches per minute.
+(every UDP system; JackTrip's replies pass back through it, impaired alike)
+and reports glitches per minute.
 
 Not a test: it prints tables and asserts nothing.
 """
@@ -71,13 +70,13 @@ def zita(sample: str, buff: int):
 def jacktrip(queue: str):
     def build(server: str, channels: int, target: int, listen: int):
         common = ["-n", str(channels), "-q", queue, "-b", "16"]
-        recv = ["jacktrip", "-s", *common, "-J", "jts"]
-        send = ["jacktrip", "-c", "127.0.0.1", *common, "-J", "jtc", "-B", "4474"]
+        recv = ["jacktrip", "-s", *common, "-J", "jts", "-B", str(listen)]
+        send = ["jacktrip", "-c", "127.0.0.1", *common, "-J", "jtc", "-B", "4474", "-P", str(target)]
         wiring = ([(f"bench-src:out_{c}", f"jtc:send_{c}") for c in range(1, channels + 1)]
                   + [(f"jts:receive_{c}", f"bench-det:in_{c}") for c in range(1, channels + 1)])
         # JackTrip has no server-name option; libjack reads this variable.
         return [recv, send], wiring, dict(os.environ, JACK_DEFAULT_SERVER=server)
-    return f"JackTrip -b 16 -q {queue}", build, False
+    return f"JackTrip -b 16 -q {queue}", build, True
 
 
 def smears(label: str) -> bool:

@@ -1,16 +1,22 @@
-"""A UDP relay for the tests that injects loss, duplication and delay jitter
-(which reorders), with a seeded random generator so runs repeat.  It can
-also pass every datagram unharmed to a second target (a clean reference)."""
+"""A UDP relay for the tests and benchmarks that injects loss, duplication
+and delay jitter (which reorders), with a seeded random generator so runs
+repeat.  Replies from the target go back the same way, impaired alike, and
+every datagram can also go unharmed to a second target (a clean reference)."""
 from __future__ import annotations
 
 import heapq
 import random
+import select
 import socket
 import threading
 import time
 
 
 class UdpRelay:
+    """Forwards datagrams to ``target``, impaired, and the target's replies
+    back to whoever sent last (impaired alike), so two-way protocols such as
+    JackTrip's pass too."""
+
     def __init__(self, seed: int = 1) -> None:
         self.rng = random.Random(seed)
         self.loss = self.duplicate = 0.0
@@ -19,8 +25,9 @@ class UdpRelay:
         self._dropped_last = False
         self.clean_target: tuple[str, int] | None = None
         self.forwarded = self.dropped = self.duplicated = 0
-        self._queue: list[tuple[float, int, bytes]] = []
+        self._queue: list[tuple[float, int, bytes, socket.socket, tuple]] = []
         self._n = 0
+        self._client: tuple | None = None
         self._stop = threading.Event()
 
     def start(self, target: tuple[str, int], clean_target: tuple[str, int] | None = None
@@ -29,6 +36,7 @@ class UdpRelay:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.out.bind(("127.0.0.1", 0))
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         return self.sock.getsockname()
@@ -38,35 +46,42 @@ class UdpRelay:
         self.loss, self.duplicate, self.jitter = loss, duplicate, jitter
         self.single_losses = single_losses
 
-    def _schedule(self, data: bytes, now: float) -> None:
+    def _schedule(self, data: bytes, now: float, via: socket.socket, to: tuple) -> None:
         self._n += 1
-        heapq.heappush(self._queue, (now + self.rng.uniform(0, self.jitter), self._n, data))
+        heapq.heappush(self._queue, (now + self.rng.uniform(0, self.jitter), self._n, data, via, to))
+
+    def _pass(self, data: bytes, now: float, via: socket.socket, to: tuple) -> None:
+        drop = self.rng.random() < self.loss and not (self.single_losses and self._dropped_last)
+        self._dropped_last = drop
+        if drop:
+            self.dropped += 1
+            return
+        self._schedule(data, now, via, to)
+        if self.rng.random() < self.duplicate:
+            self.duplicated += 1
+            self._schedule(data, now, via, to)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
             while self._queue and self._queue[0][0] <= now:
-                self.out.sendto(heapq.heappop(self._queue)[2], self.target)
+                _, _, data, via, to = heapq.heappop(self._queue)
+                via.sendto(data, to)
                 self.forwarded += 1
             wait = self._queue[0][0] - now if self._queue else 0.05
-            self.sock.settimeout(max(0.0002, min(wait, 0.05)))
             try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
+                ready, _, _ = select.select([self.sock, self.out], [], [], max(0.0002, min(wait, 0.05)))
+                for sock in ready:
+                    data, sender = sock.recvfrom(65536)
+                    if sock is self.sock:  # from the client, to the target
+                        self._client = sender
+                        if self.clean_target is not None:
+                            self.out.sendto(data, self.clean_target)
+                        self._pass(data, now, self.out, self.target)
+                    elif self._client is not None:  # the target's reply
+                        self._pass(data, now, self.sock, self._client)
             except OSError:
                 return
-            if self.clean_target is not None:
-                self.out.sendto(data, self.clean_target)
-            drop = self.rng.random() < self.loss and not (self.single_losses and self._dropped_last)
-            self._dropped_last = drop
-            if drop:
-                self.dropped += 1
-                continue
-            self._schedule(data, now)
-            if self.rng.random() < self.duplicate:
-                self.duplicated += 1
-                self._schedule(data, now)
 
     def close(self) -> None:
         self._stop.set()
