@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from dataclasses import dataclass
 
 from jacknet import protocol
@@ -21,7 +22,7 @@ from jacknet.node import DEFAULT_RT_PRIORITY, Node
 from jacknet.bridge import ClockBridge
 from jacknet.realtime import Playout
 from jacknet.resample import DEFAULT_QUALITY
-from jacknet.sequencer import Sequencer, SequencerStats
+from jacknet.sequencer import Sequencer, SequencerStats, seq_ahead
 from jacknet.stats import RateLimitedLog
 from jacknet.transport import TcpSource, _show, is_multicast, open_source
 
@@ -213,8 +214,7 @@ class Receiver(Node):
                                            header.sample_rate, rate, self.config.resampler)
                 sink = self._bridge.place
             else:
-                def sink(ts, block, arrival, measured):
-                    return self.jitter.insert(stream, ts, block, arrival, measured)
+                sink = partial(self.jitter.insert, stream)
             self._sequencer = Sequencer(decoder, header.channels, header.frames,
                                         header.sample_rate, sink, self.decoding,
                                         ordered=self._bridge is not None)
@@ -239,8 +239,8 @@ class Receiver(Node):
             self._seq_stream, self._seq_first, self._seq_span, self._seq_unique = stream_id, seq, 1, 0
             self._lost_before += self._lost_current
             self._lost_current = 0
-        ahead = (seq - self._seq_first) & 0xFFFFFFFF
-        if ahead < 1 << 31:
+        ahead = seq_ahead(seq, self._seq_first)
+        if ahead >= 0:
             self._seq_span = max(self._seq_span, ahead + 1)
         self._seq_unique += not duplicate
         self._lost_current = max(0, self._seq_span - self._seq_unique)

@@ -12,6 +12,8 @@ network lost.
   packet itself, a copy of it, or the next packet's in-band FEC, and is
   concealed by the decoder's PLC if none came.  The waiting costs no latency:
   everything is decoded before its own deadline.
+* A stateless codec goes the ordered way too when a resampler follows
+  (``ordered``, see `jacknet.bridge`): PCM then conceals like the playout does.
 """
 from __future__ import annotations
 
@@ -88,7 +90,7 @@ class Sequencer:
         self._max_conceal = max(1, round(MAX_CONCEAL_SECONDS * rate / frames))
         self._first: int | None = None
         self._seen: dict[int, bool] = {}  # seq -> arrived itself (else revived); insertion-ordered
-        # stateful decoding
+        # ordered decoding
         self._next: int | None = None
         self._next_ts = 0
         self._held: dict[int, _Held] = {}
@@ -166,7 +168,7 @@ class Sequencer:
         if len(self._held) > MAX_HELD:
             del self._held[max(self._held, key=lambda s: seq_ahead(s, self._next))]
 
-    # -- stateful decoding ----------------------------------------------
+    # -- ordered decoding -----------------------------------------------
     def _decode_next(self, held: _Held, measured: bool) -> str | None:
         block = self._decode(held.payload, raises=False)
         if block is None:

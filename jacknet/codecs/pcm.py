@@ -47,19 +47,19 @@ class _Concealing:
         self._fade = 0
 
     def _decay(self, rate: int, n: int) -> np.ndarray:
-        return np.exp(-np.arange(1, n + 1) / (self.FADE_SECONDS * (rate or 48000))).astype(np.float32)
+        return np.exp(-np.arange(1, n + 1) / (self.FADE_SECONDS * rate)).astype(np.float32)
 
     def conceal(self, channels: int, frames: int, rate: int) -> np.ndarray:
         hold = self._hold if self._hold is not None and len(self._hold) == channels \
             else np.zeros(channels, np.float32)
         out = hold[:, None] * self._decay(rate, frames)
         self._hold = out[:, -1].copy()
-        self._fade = math.ceil(self.FADE_SECONDS * (rate or 48000))
+        self._fade = math.ceil(self.FADE_SECONDS * rate)
         return out
 
     def _after(self, block: np.ndarray, rate: int) -> np.ndarray:
         if self._fade and self._hold is not None and len(self._hold) == block.shape[0]:
-            total = math.ceil(self.FADE_SECONDS * (rate or 48000))
+            total = math.ceil(self.FADE_SECONDS * rate)
             n = min(self._fade, block.shape[1])
             done = total - self._fade
             gain = (np.arange(done + 1, done + n + 1) / total).astype(np.float32)
@@ -81,10 +81,10 @@ class _Concealing:
 class Float32Decoder(_Concealing):
     codec_id = CODEC_FLOAT32
 
-    def validate(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> None:
+    def validate(self, payload: bytes, channels: int, frames: int, rate: int = 48000) -> None:
         _check_size(payload, channels, frames, 4)
 
-    def decode(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> np.ndarray:
+    def decode(self, payload: bytes, channels: int, frames: int, rate: int = 48000) -> np.ndarray:
         _check_size(payload, channels, frames, 4)
         block = np.frombuffer(payload, _F32).reshape(channels, frames).astype(np.float32)
         return self._after(block, rate)
@@ -123,10 +123,10 @@ class Int16Encoder:
 class Int16Decoder(_Concealing):
     codec_id = CODEC_INT16
 
-    def validate(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> None:
+    def validate(self, payload: bytes, channels: int, frames: int, rate: int = 48000) -> None:
         _check_size(payload, channels, frames, 2)
 
-    def decode(self, payload: bytes, channels: int, frames: int, rate: int = 0) -> np.ndarray:
+    def decode(self, payload: bytes, channels: int, frames: int, rate: int = 48000) -> np.ndarray:
         _check_size(payload, channels, frames, 2)
         samples = np.frombuffer(payload, _I16).reshape(channels, frames)
         return self._after(samples.astype(np.float32) * np.float32(1.0 / _SCALE), rate)
