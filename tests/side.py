@@ -5,7 +5,14 @@ clients on two servers at once: a test that links two servers runs its
 sending side through this script.  It prints "ready" once sending and runs
 until SIGTERM.
 
-    python tests/side.py SERVER HOST:PORT [--tone-hz F]
+    python tests/side.py SERVER HOST:PORT [--tone-hz F] [--nominal-rate R]
+
+``--nominal-rate`` makes the sender stamp R Hz whatever its server really
+runs at: a sound card whose crystal is off (a server at 48048 Hz stamped as
+48000 is a clock 1000 ppm fast).  jack2's dummy driver cannot run fast by
+itself: its ``-w`` only picks the period (JackDummyDriver.cpp sets
+``buffer_size = wait * rate / 1e6``), and the cycle stays period / rate.
+The tone is made at the server's true rate, so it is 1 kHz in real time.
 """
 from __future__ import annotations
 
@@ -14,9 +21,18 @@ import signal
 import sys
 import threading
 
+from jacknet import sender as sender_module
 from jacknet.binding import JackClient
 from jacknet.realtime import Generator
 from jacknet.sender import Sender, SenderConfig
+
+
+def _crystal_off(nominal: int) -> type:
+    class Client(JackClient):
+        @property
+        def samplerate(self) -> int:
+            return nominal
+    return Client
 
 
 def main() -> None:
@@ -24,7 +40,10 @@ def main() -> None:
     ap.add_argument("server")
     ap.add_argument("destination")
     ap.add_argument("--tone-hz", type=int, default=1000)
+    ap.add_argument("--nominal-rate", type=int)
     args = ap.parse_args()
+    if args.nominal_rate:
+        sender_module.JackClient = _crystal_off(args.nominal_rate)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     source = JackClient("side-sig", args.server)

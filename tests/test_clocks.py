@@ -24,7 +24,7 @@ AMPLITUDE = 0.5
 
 
 def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: float,
-                     drift: bool) -> tuple[np.ndarray, dict]:
+                     drift: bool, side_args: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
     """Record ``seconds`` of the tone after a 6 s warm-up (the drift loop
     settles in about 5); return the longest stretch without a hole in the
     recording (an xrun of the recorder's own server) and the receiver's stats."""
@@ -35,7 +35,7 @@ def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: fl
     recv = Receiver(ReceiverConfig("127.0.0.1", 0, 1, "clock-recv", "clock-rec:in_.*", 5.0,
                                    receiver.name, drift=drift)).start()
     side = subprocess.Popen([sys.executable, str(SIDE), sender.name,
-                             f"127.0.0.1:{recv.address[1]}", "--tone-hz", str(TONE)],
+                             f"127.0.0.1:{recv.address[1]}", "--tone-hz", str(TONE), *side_args],
                             stdout=subprocess.PIPE, text=True)
     stretches: list[list[np.ndarray]] = [[]]
     try:
@@ -108,3 +108,22 @@ def test_a_44k1_sender_plays_at_1khz_on_a_48k_receiver():
     # one window in the 30s; that is the machine, not the link.
     assert snrs.min() >= 20 and np.mean(snrs >= 45) >= 0.99, (np.sort(snrs)[:5], stats)
     assert stats["underruns"] == 0 and stats["plc_concealed"] == 0, stats
+
+
+def test_a_sender_clock_1000_ppm_fast_plays_at_1khz_for_a_minute():
+    # The sending server runs at 48048 Hz and its sender stamps 48000: a
+    # crystal 1000 ppm fast (see side.py for why not the dummy driver's -w).
+    with PrivateServer("jacknet-test-fast", 48048, 128, sync=False, realtime=True) as a, \
+            PrivateServer("jacknet-test-true", 48000, 128, sync=False, realtime=True) as b:
+        x, stats = link_two_servers(a, b, 60, drift=True, side_args=("--nominal-rate", "48000"))
+    freq = tone_frequency(x, 48000)
+    # Uncorrected, the tone would play at 999 Hz and the buffer would overflow
+    # by 48 frames a second.  The two dummy timers add their own wander, which
+    # the reported drift must then show too.
+    assert abs(stats["drift_ppm"] - 1000) < 200, stats
+    assert abs(freq - TONE) < 0.2, freq
+    assert abs(freq / TONE - 1 - (stats["drift_ppm"] - 1000) * 1e-6) < 50e-6, (freq, stats)
+    snrs = window_snrs_db(x, 48000, freq)
+    assert snrs.min() >= 20 and np.mean(snrs >= 45) >= 0.99, (np.sort(snrs)[:5], stats)
+    assert stats["underruns"] == 0 and stats["overruns"] == 0, stats
+    assert stats["loop_jumps"] == 0 and stats["relocks"] == 0, stats
