@@ -10,11 +10,17 @@ receiver's own time line.  The jitter buffer locks on that stream as on any
 other; from then on the controller holds the distance between the sender
 frame arriving now (the DLL's smoothed line) and the sender frame the
 playout reads, moving the ratio instead of the audio.
+
+With ``--latency auto`` the bridge also measures the arrival jitter against
+the DLL's line and moves the distance held toward the margin that jitter
+needs (`AutoLatency`), by resampling a little faster or slower: the latency
+comes down without a jump.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from jacknet.autolatency import AutoLatency
 from jacknet.drift import ArrivalDll, DriftController
 from jacknet.jitter import JitterBuffer
 from jacknet.resample import DEFAULT_QUALITY, Resampler
@@ -35,10 +41,13 @@ class ClockBridge:
         The two nominal sample rates.
     quality : str
         The resampler's converter (see `jacknet.resample`).
+    auto : bool
+        Follow the jitter with the margin (``--latency auto``).
     """
 
     def __init__(self, jitter: JitterBuffer, stream_id: int, channels: int, frames: int,
-                 sender_rate: int, receiver_rate: int, quality: str = DEFAULT_QUALITY) -> None:
+                 sender_rate: int, receiver_rate: int, quality: str = DEFAULT_QUALITY,
+                 auto: bool = False) -> None:
         self.jitter = jitter
         self.stream_id = stream_id
         self.nominal = sender_rate / receiver_rate  # sender frames per receiver frame
@@ -51,11 +60,22 @@ class ClockBridge:
         self._out_end = 0                 # receiver-time frame after the last one produced
         self._cycle: int | None = None
         self._offset: int | None = None
+        self.auto = AutoLatency(receiver_rate, jitter.period) if auto else None
+        self._shift = 0.0   # receiver frames the margin was lowered by resampling since the lock
+        self._locks = jitter.locks
+        self._latency: int | None = None
+
+    def arrived(self, timestamp: int, arrival: int) -> None:
+        """A packet of the stream arrived (any order, duplicates excepted):
+        its arrival feeds the clock line and the jitter measurement.  Not
+        through `place`: a packet that waited behind a missing one is placed
+        long after it came."""
+        if self.auto is not None and self.dll.ready:
+            self.auto.meter.add(arrival, arrival - self.dll.time_of(timestamp))
+        self.dll.update(timestamp, arrival)
 
     def place(self, timestamp: int, block: np.ndarray, arrival: int, measured: bool) -> str:
         """A `Sequencer` sink: one decoded block, in sequence order."""
-        if measured:
-            self.dll.update(timestamp, arrival)
         if self._in_end is None:
             # The receiver's time line starts where the sender's is: the jitter
             # buffer took its base from this stream's first timestamp.
@@ -90,13 +110,38 @@ class ClockBridge:
         # clock as well could catch a cycle in between, off by a period.
         now = read_end + pl.offset
         read = self._sender_frame(jb.timestamp_at(read_end))
+        if jb.locks != self._locks:  # a fresh lock measures the margin afresh
+            self._locks, self._shift = jb.locks, 0.0
         if pl.offset != self._offset:
             if self.controller.locked:  # the jitter buffer moved the playout on purpose
                 self.controller.retarget(now, read)
+                if self.auto is not None and self._offset is not None and pl.offset > self._offset:
+                    self.auto.grew(now)
             self._offset = pl.offset
-        self.ratio, _ = self.controller.step(now, read)
+        slew = 0.0
+        if self.auto is not None and self.controller.locked:
+            slew = self.auto.slew(now, self._margin())
+            if self.auto.want is not None and self.auto.want != jb.requested_target:
+                jb.set_margin(self.auto.want)
+        self.ratio, _ = self.controller.step(now, read, slew)
+        self._shift += slew * jb.period
+
+    def _margin(self) -> float:
+        """The jitter margin held now, in receiver frames (beyond the packet
+        a copy or FEC adds, which is not jitter)."""
+        jb = self.jitter
+        return jb.latency_frames() - jb.period - jb.lead - jb.extra - self._shift
+
+    def latency_frames(self) -> float | None:
+        """`JitterBuffer.latency_frames`, less what resampling took off since."""
+        lat = self.jitter.latency_frames()
+        return None if lat is None else lat - self._shift
 
     def stats(self) -> dict:
         s = self.controller.stats
-        return {"drift_ppm": s.drift_ppm, "ratio": s.ratio, "loop_error_frames": s.error,
-                "loop_jumps": s.jumps}
+        out = {"drift_ppm": s.drift_ppm, "ratio": s.ratio, "loop_error_frames": s.error,
+               "loop_jumps": s.jumps}
+        if self.auto is not None:
+            rate = self.auto.rate
+            out["jitter_ms"] = None if self.auto.jitter is None else 1000 * self.auto.jitter / rate
+        return out

@@ -53,11 +53,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _latency(text: str) -> float:
+def _latency_ms(text: str) -> float:
     value = _positive_float(text)
     if value > 1000:
         raise argparse.ArgumentTypeError(f"{value} ms is more than the 1000 ms the buffer holds")
     return value
+
+
+def _latency(text: str) -> float | None:
+    """Milliseconds, or ``auto`` (None)."""
+    return None if text == "auto" else _latency_ms(text)
 
 
 def _bitrate(text: str) -> int:
@@ -136,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("bind", metavar="[BIND][:PORT]", nargs="?", default="",
                    help=f"address to listen on (default 0.0.0.0:{DEFAULT_PORT})")
     _common(r, "jacknet-recv")
-    r.add_argument("--latency", type=_latency, default=5.0, metavar="MS",
-                   help="jitter buffer target in ms beyond the minimum (default 5)")
+    r.add_argument("--latency", type=_latency, default=5.0, metavar="MS|auto",
+                   help="jitter margin in ms beyond the minimum (default 5), or auto: measured "
+                        "from the arrival jitter, lowered only by resampling")
     r.add_argument("--interface", metavar="IF",
                    help="multicast interface to join on: its IPv4 address, or an IPv6 interface name or index")
     r.add_argument("--allow-any-sender", action="store_true",
@@ -153,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--codec", choices=["float32", "int16", "opus"], default="float32")
     d.add_argument("--period", type=_int_range(16, 4096), default=128)
     d.add_argument("--rate", type=_int_range(8000, 192000), default=48000)
-    d.add_argument("--latency", type=_latency, default=2.0, metavar="MS")
+    # Not auto: the demo checks float32 bit for bit, and auto resamples.
+    d.add_argument("--latency", type=_latency_ms, default=2.0, metavar="MS")
     d.add_argument("--port", type=_int_range(0, 65535), default=0, help="UDP port (default: any free)")
     d.add_argument("--server-name", default="jacknet-demo", help="name of the private JACK server")
     d.add_argument("--stats-interval", type=_positive_float, default=1.0, metavar="S")

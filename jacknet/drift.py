@@ -18,6 +18,7 @@ simulated clocks.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -80,7 +81,7 @@ class ArrivalDll:
 @dataclass
 class DriftStats:
     ratio: float = 1.0     # sender frames the resampler consumes per receiver frame
-    drift_ppm: float = 0.0  # the ratio applied, relative to nominal, averaged over ~10 s
+    drift_ppm: float = 0.0  # the ratio applied, relative to nominal, over the last 10 s
     error: float = 0.0     # loop error: buffered sender frames beyond the target
     resyncs: int = 0
     jumps: int = 0         # steps of the read or write position (an xrun, lost audio): not drift
@@ -136,7 +137,12 @@ class DriftController:
         self._integral = 0.0
         self._cycles = 0
         self.stats.ratio = nominal
-        self._average_step = period / rate / DRIFT_AVERAGE_SECONDS
+        # The drift reported is a plain mean over the last ten seconds, kept
+        # in one-second buckets: an exponential average would still carry
+        # the loop's settling long after it ended.
+        self._bucket_cycles = max(1, round(rate / period))
+        self._buckets: deque[tuple[float, int]] = deque(maxlen=round(DRIFT_AVERAGE_SECONDS))
+        self._bucket = (0.0, 0)
 
     @staticmethod
     def _gains(bandwidth: float, period: int, rate: int) -> tuple[float, float]:
@@ -168,14 +174,20 @@ class DriftController:
         deviation = max(-self.max_dev, min(self.max_dev, deviation))
         return self.nominal * (1 + deviation)
 
-    def step(self, now: float, read: float) -> tuple[float, float | None]:
+    def step(self, now: float, read: float, slew: float = 0.0) -> tuple[float, float | None]:
         """One receiver cycle starting at ``now`` whose playout reads from
         sender frame ``read``.  Returns (ratio, new read position or None):
-        the position is given only when the loop jumped (lock or re-sync)."""
+        the position is given only when the loop jumped (lock or re-sync).
+
+        ``slew`` moves the target itself, as a fraction of real time
+        (positive: less buffered, played that much faster).  The ratio
+        carries it directly, so the loop's error, and its integral, stay
+        with the drift alone."""
         if self.dll.packets < self.lock_packets:
             return self.nominal, None
         if not self.locked:
             return self._ratio(self._integral), self.lock(now, read)
+        self.target -= slew * self.nominal * self.period
         error = self.dll.frame_at(now) - read - self.target
         if abs(error - self.stats.error) > self.jump_frames:
             # Drift moves the error by a fraction of a frame per cycle; a step
@@ -191,10 +203,19 @@ class DriftController:
         kp, ki = self.fast if self._cycles < self.settle_cycles else self.slow
         self._cycles += 1
         self._integral = max(-self.max_dev, min(self.max_dev, self._integral + ki * error))
-        ratio = self._ratio(self._integral + kp * error)
+        ratio = self._ratio(self._integral + kp * error + slew)
         self.stats.ratio = ratio
-        # What the link really did over the last seconds: the integral alone
-        # still wanders with the jitter while the loop is fast.
-        weight = max(self._average_step, 1 / self._cycles)  # a plain mean until it has 10 s
-        self.stats.drift_ppm += ((ratio / self.nominal - 1) * 1e6 - self.stats.drift_ppm) * weight
+        self._average(ratio / self.nominal - 1 - slew)
         return ratio, None
+
+    def _average(self, drift: float) -> None:
+        """What the link really did over the last seconds: the integral alone
+        still wanders with the jitter while the loop is fast."""
+        total, n = self._bucket
+        self._bucket = (total + drift, n + 1)
+        if self._bucket[1] == self._bucket_cycles:
+            self._buckets.append(self._bucket)
+            self._bucket = (0.0, 0)
+        total = self._bucket[0] + sum(b[0] for b in self._buckets)
+        n = self._bucket[1] + sum(b[1] for b in self._buckets)
+        self.stats.drift_ppm = total / n * 1e6

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jacknet.autolatency import GUARD_SECONDS as AUTO_GUARD_SECONDS, margin_for
 from jacknet.realtime import Playout
 
 log = logging.getLogger(__name__)
@@ -94,12 +95,22 @@ class JitterBuffer:
         Extra buffering for arrival jitter, in frames.
     samplerate : int
         Receiver sample rate (for the time constants).
+    auto : bool
+        ``--latency auto``: the first lock sets ``target`` from the jitter it
+        measured, and the buffer never lowers its latency itself (a
+        `ClockBridge` does, by resampling); packets that land late still
+        make it grow at once.
     """
 
-    def __init__(self, playout: Playout, period: int, target: int, samplerate: int) -> None:
+    def __init__(self, playout: Playout, period: int, target: int, samplerate: int,
+                 auto: bool = False) -> None:
         self.playout = playout
         self.period = period
         self.target = self.requested_target = target
+        self.auto = auto
+        self.locks = 0
+        self.extra = 0  # frames need_margin adds to the requested target
+        self._locked_transit = 0
         self.lead = 0  # frames a decoding stage needs before the playout (see `deadline`)
         self.samplerate = samplerate
         self.stats = JitterStats()
@@ -139,7 +150,13 @@ class JitterBuffer:
         self._settle_frames = 0
 
     def _lock(self) -> None:
-        self._set_transit(low_transit(self._settle))
+        d = low_transit(self._settle)
+        if self.auto and not self.locks:
+            spread = sorted(self._settle)[len(self._settle) * 199 // 200] - d
+            self.set_margin(margin_for(spread, self.samplerate))
+        self.locks += 1
+        self._locked_transit = d
+        self._set_transit(d)
         self._settling = False
         if self._review_after_lock:
             self._review_after_lock = False
@@ -151,6 +168,8 @@ class JitterBuffer:
         log.debug("locked: transit %d frames, offset %d", d, self.playout.offset)
 
     def _start_review(self, arrival: int) -> None:
+        if self.auto:
+            return
         self._review_until = arrival + round(REVIEW_SECONDS * self.samplerate)
         self._reviews_left = REVIEW_WINDOWS
         self._review_samples = []
@@ -176,6 +195,7 @@ class JitterBuffer:
         comes one packet later than the packet itself, and then has the same
         jitter to cross), and keep a `lead` of ``lead`` frames for a decoder
         that must conceal before the playout."""
+        self.extra = frames
         want = self.requested_target + frames
         if (want, lead) != (self.target, self.lead):
             log.info("jitter margin %d frames%s, decoding lead %d frames", want,
@@ -185,17 +205,24 @@ class JitterBuffer:
             if self.transit_min is not None and not self._settling:
                 self._set_transit(self.transit_min)
 
+    def set_margin(self, frames: int) -> None:
+        """Ask for a margin of ``frames`` from the next lock on (the playout
+        does not move now: ``--latency auto`` moves it by resampling)."""
+        self.requested_target = frames
+        self.target = frames + self.extra
+
     @property
     def locked(self) -> bool:
         return self.playout.locked and not self._settling
 
     def latency_frames(self) -> int | None:
         """The receiver's share of the link's latency: its period plus the
-        jitter margin actually set (on one JACK server, the whole link's
-        delay is this plus the network's few frames)."""
+        jitter margin actually set, grown or tightened since the lock (on
+        one JACK server, the whole link's delay is this plus the network's
+        few frames)."""
         if self.transit_min is None or not self.playout.locked:
             return None
-        return self.playout.offset - self.transit_min - self._frames
+        return self.playout.offset - self._locked_transit - self._frames
 
     # -- packets ---------------------------------------------------------
     def admit(self, stream_id: int, timestamp: int, arrival: int) -> bool:
@@ -336,7 +363,10 @@ class JitterBuffer:
         self._late_worst = max(self._late_worst if len(self._late_times) > 1 else 0, shortfall)
         if len(self._late_times) < LATE_IN_WINDOW:
             return
-        grow = self._late_worst + self.target
+        # Fixed targets grow by a whole margin more; auto adds a guard and
+        # leaves the rest to the measured jitter, which now holds these packets.
+        grow = self._late_worst + (round(AUTO_GUARD_SECONDS * self.samplerate) if self.auto
+                                   else self.target)
         log.info("packets keep landing up to %d frames late; buffer grows by %d frames",
                  self._late_worst, grow)
         self.stats.loosened += 1

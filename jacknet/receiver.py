@@ -36,7 +36,7 @@ class ReceiverConfig:
     channels: int = 2
     name: str = "jacknet-recv"
     connect: str | None = None
-    latency_ms: float = 5.0
+    latency_ms: float | None = 5.0    # None: follow the measured jitter (--latency auto)
     server: str | None = None
     rt_priority: int = DEFAULT_RT_PRIORITY
     transport: str = "udp"
@@ -88,18 +88,21 @@ class Receiver(Node):
             self.jack = JackClient(c.name, c.server)
             self.jack.register("out", c.channels, "out")
             rate, period = self.jack.samplerate, self.jack.blocksize
-            target = round(c.latency_ms * rate / 1000)
+            auto = c.latency_ms is None
+            # Auto starts from nothing: its first lock measures the jitter.
+            target = 0 if auto else round(c.latency_ms * rate / 1000)
             self.playout = Playout(c.channels, capacity=2 * (target + 8192) + rate // 2,
                                    samplerate=rate)
-            self.jitter = JitterBuffer(self.playout, period, target, rate)
+            self.jitter = JitterBuffer(self.playout, period, target, rate, auto=auto)
             self.jack.run(self.playout)
             self.jack.connect(c.connect)
         except BaseException:
             self.close()
             raise
         self._spawn(self._work, "jacknet-recv")
-        log.info("receiving on %s over %s into %d channel(s) of JACK '%s', %.1f ms target buffer",
-                 _show(self.address), c.transport, c.channels, self.jack.name, c.latency_ms)
+        log.info("receiving on %s over %s into %d channel(s) of JACK '%s', %s jitter margin",
+                 _show(self.address), c.transport, c.channels, self.jack.name,
+                 "automatic" if c.latency_ms is None else f"{c.latency_ms:.1f} ms")
         return self
 
     def _arrival_clock(self) -> int:
@@ -190,6 +193,8 @@ class Receiver(Node):
             raise MalformedPacket("payload", str(e)) from None
         if outcome == "late" and sequencer.ordered:
             self.jitter.missed(self._deadline_of(header.timestamp), arrival)
+        if self._bridge is not None and outcome != "duplicate":
+            self._bridge.arrived(header.timestamp, arrival)
         self._count_sequence(header.stream_id, header.seq, outcome == "duplicate")
 
     def _sequencer_for(self, header: protocol.Header) -> Sequencer:
@@ -207,11 +212,12 @@ class Receiver(Node):
                 raise MalformedPacket("codec", str(e)) from None
             stream, rate = header.stream_id, self.jack.samplerate
             self._bridge = None
-            if self.config.drift or header.sample_rate != rate:
+            if self.config.drift or self.jitter.auto or header.sample_rate != rate:
                 if header.sample_rate != rate:
                     log.info("stream at %d Hz, JACK at %d Hz: resampling", header.sample_rate, rate)
                 self._bridge = ClockBridge(self.jitter, stream, header.channels, header.frames,
-                                           header.sample_rate, rate, self.config.resampler)
+                                           header.sample_rate, rate, self.config.resampler,
+                                           auto=self.jitter.auto)
                 sink = self._bridge.place
             else:
                 sink = partial(self.jitter.insert, stream)
@@ -260,7 +266,7 @@ class Receiver(Node):
     def stats(self) -> dict:
         jb, pl = self.jitter, self.playout
         rate = self.jack.samplerate if self.jack else 48000
-        lat = jb.latency_frames() if jb else None
+        lat = (self._bridge or jb).latency_frames() if jb else None
         s = jb.stats if jb else None
         margin = jb.take_margin() if jb else None
         dec = self.decoding
@@ -282,6 +288,8 @@ class Receiver(Node):
             "loosened": s.loosened if s else 0,
             "xruns": self.jack.xruns if self.jack else 0,
             "fill_ms": 1000.0 * jb.fill_frames() / rate if jb else None,
+            # The latency the receiver aims at, comparable with latency_ms.
+            "target_ms": 1000.0 * (jb.period + jb.target + jb.lead) / rate if jb else None,
             "latency_ms": None if lat is None else 1000.0 * lat / rate,
             "margin_ms": None if margin is None else 1000.0 * margin / rate,
             **(self._bridge.stats() if self._bridge else {}),

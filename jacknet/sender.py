@@ -2,8 +2,8 @@
 
 The JACK process callback (C) copies each period into a `Capture` ring and
 wakes the worker thread, which cuts the ring into blocks of
-``frames_per_packet`` (for Opus: one Opus frame, whatever the JACK period),
-encodes them and sends them as one or more datagrams.  With ``redundancy``
+``frames_per_packet`` (for Opus: one Opus frame, whatever the JACK period;
+at a JACK rate Opus does not run at, converted to 48 kHz first), encodes them and sends them as one or more datagrams.  With ``redundancy``
 each datagram also carries the previous packets' payloads, as many as fit in
 the MTU.  If the worker falls behind, the ring drops the oldest audio and
 counts it; the process callback never waits.
@@ -20,9 +20,10 @@ import numpy as np
 from jacknet import protocol
 from jacknet.binding import JackClient
 from jacknet.codecs import Encoder, make_encoder
-from jacknet.codecs.opus import OpusSettings
+from jacknet.codecs.opus import RATES as OPUS_RATES, OpusSettings
 from jacknet.node import DEFAULT_RT_PRIORITY, Node
 from jacknet.realtime import Capture
+from jacknet.reframe import RateConverter
 from jacknet.transport import open_sink
 
 log = logging.getLogger(__name__)
@@ -62,17 +63,24 @@ class Sender(Node):
         self.bytes = 0
         self.copies_left_out = 0
         self.frames = self.rate = 0
+        self.converter: RateConverter | None = None
+        self._seq = 0
+        self._history: deque[bytes] = deque(maxlen=config.redundancy)  # newest first
 
     def start(self) -> "Sender":
         c = self.config
         self.link = open_sink(c.transport, c.host, c.port, c.ttl, c.interface)
         self.jack = JackClient(c.name, c.server)
         try:
-            self.rate = self.jack.samplerate
+            jack_rate = self.jack.samplerate
+            self.rate = 48000 if c.codec == "opus" and jack_rate not in OPUS_RATES else jack_rate
             self.encoder = make_encoder(c.codec, c.channels, self.rate,
                                         dither=c.dither, opus=c.opus)
             self.jack.register("in", c.channels, "in")
             self.frames = self.encoder.frames or c.frames_per_packet or self.jack.blocksize
+            if self.rate != jack_rate:
+                log.info("JACK runs at %d Hz: converting to %d Hz for Opus", jack_rate, self.rate)
+                self.converter = RateConverter(c.channels, jack_rate, self.rate, self.frames)
             self.capture = Capture(c.channels, capacity=max(32768, 8 * self.frames))
             self.jack.run(self.capture)
             self.jack.connect(c.connect)
@@ -86,40 +94,45 @@ class Sender(Node):
         return self
 
     def _work(self) -> None:
-        cap, sink, c = self.capture, self.link, self.config
-        block = np.zeros((c.channels, self.frames), np.float32)
-        rate = self.rate
-        seq = 0
-        history: deque[bytes] = deque(maxlen=c.redundancy)  # newest first
+        cap = self.capture
+        # With a converter the ring is read a JACK period at a time and the
+        # converter cuts codec frames; else a packet at a time.
+        block = np.zeros((self.config.channels, self.jack.blocksize if self.converter
+                          else self.frames), np.float32)
         expected = None
-        flags = protocol.FLAG_FEC if c.codec == "opus" and c.opus.fec else 0
         # Audio captured before this thread ran would go out as a burst of
         # stale packets and make the receiver lock on a wrong transit time.
         cap.skip()
         while not self._stop.is_set():
             cap.wait(0.1)
-            while True:
-                pos = cap.read_into(block)
-                if pos < 0:
-                    break
+            while (pos := cap.read_into(block)) >= 0:
                 if pos != expected:  # copies are of the packets right before, or none
-                    history.clear()
-                expected = pos + self.frames
-                tstate, tframe = cap.transport_at(pos)
-                encoded = self.encoder.encode(block)
-                payload, more = self._with_copies(encoded, history)
-                header = protocol.Header(self.encoder.codec_id, self.stream_id, seq,
-                                         pos, rate, self.frames, c.channels,
-                                         flags=flags | more,
-                                         transport_state=tstate, transport_frame=tframe)
-                if c.redundancy:
-                    history.appendleft(encoded)
-                seq = (seq + 1) & 0xFFFFFFFF
-                self.packets += 1
-                for datagram in protocol.fragment(header, payload, c.mtu):
-                    if sink.send(datagram):
-                        self.datagrams += 1
-                        self.bytes += len(datagram)
+                    self._history.clear()
+                expected = pos + block.shape[1]
+                transport = cap.transport_at(pos)
+                if self.converter is None:
+                    self._send(pos, block, transport)
+                    continue
+                for stamp, frame in self.converter.push(pos, block):
+                    self._send(stamp, frame, transport)
+
+    def _send(self, timestamp: int, block: np.ndarray, transport: tuple[int, int]) -> None:
+        """Encode one packet's audio and send it, with its copies."""
+        c = self.config
+        encoded = self.encoder.encode(block)
+        payload, more = self._with_copies(encoded, self._history)
+        flags = protocol.FLAG_FEC if c.codec == "opus" and c.opus.fec else 0
+        header = protocol.Header(self.encoder.codec_id, self.stream_id, self._seq, timestamp,
+                                 self.rate, self.frames, c.channels, flags=flags | more,
+                                 transport_state=transport[0], transport_frame=transport[1])
+        if c.redundancy:
+            self._history.appendleft(encoded)
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self.packets += 1
+        for datagram in protocol.fragment(header, payload, c.mtu):
+            if self.link.send(datagram):
+                self.datagrams += 1
+                self.bytes += len(datagram)
 
     def _with_copies(self, encoded: bytes, history: deque[bytes]) -> tuple[bytes, int]:
         """The payload with as many earlier packets as fit in one datagram,

@@ -71,6 +71,7 @@ class UdpRelay:
             wait = self._queue[0][0] - now if self._queue else 0.05
             try:
                 ready, _, _ = select.select([self.sock, self.out], [], [], max(0.0002, min(wait, 0.05)))
+                now = time.monotonic()  # the delay counts from receipt, not from before the wait
                 for sock in ready:
                     data, sender = sock.recvfrom(65536)
                     if sock is self.sock:  # from the client, to the target

@@ -9,7 +9,8 @@ until SIGTERM.
 
 ``--nominal-rate`` makes the sender stamp R Hz whatever its server really
 runs at: a sound card whose crystal is off (a server at 48048 Hz stamped as
-48000 is a clock 1000 ppm fast).  jack2's dummy driver cannot run fast by
+48000 is a clock 1000 ppm fast).  On SIGTERM it prints the sender's stats
+as one JSON line (its server's xruns explain a glitch in the audio).  jack2's dummy driver cannot run fast by
 itself: its ``-w`` only picks the period (JackDummyDriver.cpp sets
 ``buffer_size = wait * rate / 1e6``), and the cycle stays period / rate.
 The tone is made at the server's true rate, so it is 1 kHz in real time.
@@ -17,6 +18,7 @@ The tone is made at the server's true rate, so it is 1 kHz in real time.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -54,6 +56,7 @@ def main() -> None:
                                  server=args.server)).start()
     print("ready", flush=True)
     stop.wait()
+    print(json.dumps(sender.stats()), flush=True)
     sender.close()
     source.close()
 

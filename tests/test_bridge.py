@@ -18,7 +18,10 @@ def test_a_stream_joined_hours_in_is_placed():
     assert jitter.admit(7, start, 0)
     bridge = ClockBridge(jitter, 7, 2, FRAMES, 44100, RATE)
     block = np.full((2, FRAMES), 0.25, np.float32)
-    outcomes = [bridge.place(start + k * FRAMES, block, k * FRAMES, True) for k in range(40)]
+    outcomes = []
+    for k in range(40):
+        bridge.arrived(start + k * FRAMES, k * FRAMES)
+        outcomes.append(bridge.place(start + k * FRAMES, block, k * FRAMES, True))
     assert set(outcomes) <= {"stored", "settling"}, outcomes
     # 40 packets at 44.1 kHz are this many frames at 48 kHz, less the filter's delay.
     produced = bridge._out_end - start

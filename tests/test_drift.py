@@ -60,7 +60,9 @@ def simulate(ppm: float, jitter_ms: float, seconds: float, target_ms: float = 5.
 def test_the_loop_holds_the_target_for_an_hour(ppm):
     r = simulate(ppm, jitter_ms=1.0, seconds=3600)
     assert r["underruns"] == 0 and r["overruns"] == 0 and r["resyncs"] == 0
-    assert abs(r["drift_ppm"] - ppm) < 5, r["drift_ppm"]
+    # The ratio actually applied over the last 10 s: the loop's P term moves
+    # the read position by a few frames under 1 ms of jitter, a few ppm.
+    assert abs(r["drift_ppm"] - ppm) < 10, r["drift_ppm"]
     settled = r["error"][int(10 * RATE / PERIOD):]          # after 10 s
     assert max(abs(e) for e in settled) <= 1 * MS           # within 1 ms of the target
     latency = sorted(r["latency"][int(10 * RATE / PERIOD):])

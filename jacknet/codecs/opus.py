@@ -62,9 +62,8 @@ def _layout(channels: int) -> tuple[int, int, ctypes.Array]:
 def frame_size(rate: int, frame_ms: float) -> int:
     """Samples per channel in one Opus frame; refuses what Opus cannot do."""
     if rate not in RATES:
-        raise ConfigError(f"Opus runs at {', '.join(str(r) for r in RATES)} Hz, not at this JACK "
-                          f"server's {rate} Hz: run JACK at 48000 Hz or send float32/int16 "
-                          "(a receiver resamples other rates, a sender not yet)")
+        raise ConfigError(f"Opus runs at {', '.join(str(r) for r in RATES)} Hz, not at "
+                          f"{rate} Hz: convert the audio first (the sender does, to 48000)")
     if frame_ms not in FRAME_MS:
         raise ConfigError(f"--opus-frame must be one of 2.5, 5, 10, 20 ms, not {frame_ms}")
     return int(rate * frame_ms / 1000)

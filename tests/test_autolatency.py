@@ -1,0 +1,124 @@
+"""``--latency auto`` on simulated clocks (no sleeps): the jitter it measures,
+the margin it wants, and how it moves the margin held."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from jacknet import autolatency
+from jacknet.autolatency import AutoLatency, JitterMeter, margin_for
+from jacknet.drift import ArrivalDll, DriftController
+
+RATE = 48000
+PERIOD = FRAMES = 128
+MS = RATE / 1000
+
+
+def measured_spread(jitter_ms: float, ppm: float, seconds: float = 10, seed: int = 3) -> float:
+    """Arrivals from a clock ``ppm`` off, delayed uniformly by 0..jitter: the
+    spread the meter finds against the DLL's line."""
+    rng = random.Random(seed)
+    dll, meter = ArrivalDll(FRAMES, RATE), JitterMeter(RATE)
+    for k in range(int(seconds * RATE / FRAMES)):
+        arrival = (k + 1) * FRAMES / (1 + ppm * 1e-6) + 2 * MS + rng.uniform(0, jitter_ms * MS)
+        if dll.ready:
+            meter.add(arrival, arrival - dll.time_of(k * FRAMES))
+        dll.update(k * FRAMES, arrival)
+    return meter.spread()
+
+
+@pytest.mark.parametrize("jitter_ms", [1, 4, 10, 25])
+@pytest.mark.parametrize("ppm", [0, 1000])
+def test_the_margin_wanted_covers_the_jitter_and_not_twice_it(jitter_ms, ppm):
+    # (Below 1 ms of jitter the 0.5 ms guard alone is more than twice it.)
+    spread = measured_spread(jitter_ms, ppm)
+    assert 0.85 * jitter_ms * MS < spread < 1.1 * jitter_ms * MS  # drift is not jitter
+    assert jitter_ms * MS < margin_for(spread, RATE) < 2 * jitter_ms * MS
+
+
+def test_the_meter_forgets_a_burst_after_its_window():
+    meter = JitterMeter(RATE, window_seconds=5)
+    t = 0.0
+    for k in range(int(20 * RATE / FRAMES)):
+        t += FRAMES
+        burst = 10 * MS if 2 * RATE < t < 3 * RATE and k % 2 else 0.0
+        meter.add(t, burst)
+        if t == pytest.approx(4 * RATE, abs=FRAMES):
+            assert meter.spread() == pytest.approx(10 * MS)
+    assert meter.spread() == 0.0
+    assert JitterMeter(RATE).spread() is None  # no verdict without traffic
+
+
+def steady(auto: AutoLatency, spread: float, margin: float, seconds: float,
+           start: float = 0.0) -> tuple[float, float, list[float]]:
+    """Feed a constant ``spread`` and apply the slews to ``margin``: returns
+    the margin, the time, and every slew used."""
+    now, slews = start, []
+    while now < start + seconds * RATE:
+        auto.meter.add(now, 0.0)
+        auto.meter.add(now, spread)
+        slew = auto.slew(now, margin)
+        slews.append(slew)
+        margin -= slew * PERIOD
+        now += PERIOD
+    return margin, now, slews
+
+
+def test_a_margin_too_large_comes_down_slowly_and_stops_at_the_one_wanted():
+    auto = AutoLatency(RATE, PERIOD)
+    want = margin_for(4 * MS, RATE)
+    margin, now, slews = steady(auto, 4 * MS, 30 * MS, 120)
+    assert auto.want == want and abs(margin - want) < 0.2 * MS
+    # Only shrinking, never faster than SHRINK_PPM (0.3 ms a second) and not
+    # before the path has been calm HOLD_SECONDS.
+    assert set(slews) == {0.0, autolatency.SHRINK_PPM * 1e-6}
+    first = slews.index(autolatency.SHRINK_PPM * 1e-6) * PERIOD / RATE
+    assert first >= autolatency.HOLD_SECONDS
+
+
+def test_a_margin_too_small_grows_at_once_then_holds():
+    auto = AutoLatency(RATE, PERIOD)
+    margin, now, slews = steady(auto, 10 * MS, 2 * MS, 30)
+    assert abs(margin - margin_for(10 * MS, RATE)) < 0.2 * MS
+    growing = [s for s in slews if s < 0]
+    assert growing and set(growing) == {-autolatency.GROW_PPM * 1e-6}
+    assert slews[-1] == 0.0
+
+
+def test_after_a_jump_up_it_does_not_shrink_for_a_while():
+    auto = AutoLatency(RATE, PERIOD)
+    margin, now, _ = steady(auto, 2 * MS, 3.5 * MS, 5)
+    auto.grew(now)
+    margin, now, slews = steady(auto, 2 * MS, margin + 10 * MS, autolatency.HOLD_SECONDS - 1, now)
+    assert set(slews) == {0.0}
+
+
+def test_the_controller_moves_its_target_by_the_slew_and_keeps_the_drift():
+    """Slewing moves the distance held, at exactly the rate asked, while the
+    loop's error stays at a frame and the drift it reports stays the clock's."""
+    dll = ArrivalDll(FRAMES, RATE)
+    ppm = 200
+    ctl = DriftController(dll, 20 * MS, PERIOD, RATE)
+    rng = random.Random(5)
+    k, read = 0, 0.0
+    errors, distances = [], []
+    for c in range(int(60 * RATE / PERIOD)):
+        now = c * PERIOD
+        while (arrival := (k + 1) * FRAMES / (1 + ppm * 1e-6) + 2 * MS
+               + rng.uniform(0, MS)) <= now:
+            dll.update(k * FRAMES, arrival)
+            k += 1
+        slew = 300e-6 if 30 * RATE <= now < 50 * RATE else 0.0
+        ratio, jump = ctl.step(now, read, slew)
+        if jump is not None:
+            read = jump
+        elif ctl.locked and now > 10 * RATE:
+            errors.append(abs(ctl.stats.error))
+            distances.append(dll.frame_at(now) - read)
+        read += PERIOD * ratio
+    assert max(errors) < MS
+    # 20 s at 300 ppm: 6 ms less buffered, and the drift is still 200 ppm.
+    moved = distances[int(19 * RATE / PERIOD)] - distances[-1]
+    assert moved == pytest.approx(20 * 300e-6 * RATE, abs=0.5 * MS)
+    assert abs(ctl.stats.drift_ppm - ppm) < 10
