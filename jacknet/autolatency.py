@@ -26,6 +26,7 @@ MIN_SECONDS = 2.0      # ... and not before this much
 # to concealment and, if they keep coming, to the late-packet growth.
 LOW_QUANTILE, HIGH_QUANTILE = 0.05, 0.995
 HEADROOM = 1.2         # margin = HEADROOM * spread + GUARD
+MAX_MARGIN_SECONDS = 0.2  # the most auto asks for (the receiver's ring is sized for it)
 GUARD_SECONDS = 0.0005  # what the spread of a few seconds may not have shown yet
 # Moving the margin by resampling: up fast enough to follow a path getting
 # worse within seconds, down slowly (0.3 ms a second, a pitch change of
@@ -77,8 +78,10 @@ class JitterMeter:
 
 
 def margin_for(spread: float, rate: int) -> int:
-    """The jitter margin, in frames, that covers arrivals ``spread`` apart."""
-    return math.ceil(HEADROOM * spread + GUARD_SECONDS * rate)
+    """The jitter margin, in frames, that covers arrivals ``spread`` apart
+    (at most `MAX_MARGIN_SECONDS`: beyond that a path is not a live link)."""
+    return min(math.ceil(HEADROOM * spread + GUARD_SECONDS * rate),
+               round(MAX_MARGIN_SECONDS * rate))
 
 
 class AutoLatency:

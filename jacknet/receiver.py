@@ -14,6 +14,7 @@ from functools import partial
 from dataclasses import dataclass
 
 from jacknet import protocol
+from jacknet.autolatency import MAX_MARGIN_SECONDS
 from jacknet.binding import JackClient
 from jacknet.codecs import make_decoder
 from jacknet.errors import JacknetError, MalformedPacket
@@ -89,9 +90,11 @@ class Receiver(Node):
             self.jack.register("out", c.channels, "out")
             rate, period = self.jack.samplerate, self.jack.blocksize
             auto = c.latency_ms is None
-            # Auto starts from nothing: its first lock measures the jitter.
+            # Auto starts from nothing (its first lock measures the jitter),
+            # but the ring must hold the most it may ask for.
             target = 0 if auto else round(c.latency_ms * rate / 1000)
-            self.playout = Playout(c.channels, capacity=2 * (target + 8192) + rate // 2,
+            most = round(MAX_MARGIN_SECONDS * rate) if auto else target
+            self.playout = Playout(c.channels, capacity=2 * (most + 8192) + rate // 2,
                                    samplerate=rate)
             self.jitter = JitterBuffer(self.playout, period, target, rate, auto=auto)
             self.jack.run(self.playout)

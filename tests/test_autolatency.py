@@ -122,3 +122,7 @@ def test_the_controller_moves_its_target_by_the_slew_and_keeps_the_drift():
     moved = distances[int(19 * RATE / PERIOD)] - distances[-1]
     assert moved == pytest.approx(20 * 300e-6 * RATE, abs=0.5 * MS)
     assert abs(ctl.stats.drift_ppm - ppm) < 10
+
+
+def test_the_margin_wanted_has_a_ceiling_the_ring_is_sized_for():
+    assert margin_for(5 * RATE, RATE) == round(autolatency.MAX_MARGIN_SECONDS * RATE)
