@@ -198,7 +198,8 @@ class JitterBuffer:
         self.extra = frames
         want = self.requested_target + frames
         if (want, lead) != (self.target, self.lead):
-            log.info("jitter margin %d frames%s, decoding lead %d frames", want,
+            log.info("jitter margin %s%s, decoding lead %d frames",
+                     "auto" if self.auto else f"{want} frames",
                      " (one packet more, to wait for its copy or FEC)" if frames
                      else "", lead)
             self.target, self.lead = want, lead
