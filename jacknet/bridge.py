@@ -18,12 +18,16 @@ comes down without a jump.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from jacknet.autolatency import AutoLatency
 from jacknet.drift import ArrivalDll, DriftController
 from jacknet.jitter import JitterBuffer
 from jacknet.resample import DEFAULT_QUALITY, Resampler
+
+log = logging.getLogger(__name__)
 
 
 class ClockBridge:
@@ -63,7 +67,7 @@ class ClockBridge:
         self.auto = AutoLatency(receiver_rate, jitter.period) if auto else None
         self._shift = 0.0   # receiver frames the margin was lowered by resampling since the lock
         self._locks = jitter.locks
-        self._latency: int | None = None
+        self._said_want = 0
 
     def arrived(self, timestamp: int, arrival: int) -> None:
         """A packet of the stream arrived (any order, duplicates excepted):
@@ -122,9 +126,18 @@ class ClockBridge:
         if self.auto is not None and self.controller.locked:
             slew = self.auto.slew(now, self._margin())
             if self.auto.want is not None and self.auto.want != jb.requested_target:
+                self._say_want(jb.requested_target, self.auto.want)
                 jb.set_margin(self.auto.want)
         self.ratio, _ = self.controller.step(now, read, slew)
         self._shift += slew * jb.period
+
+    def _say_want(self, old: int, new: int) -> None:
+        """Log a change of the margin wanted, when it is a millisecond or more."""
+        rate = self.auto.rate
+        if abs(new - self._said_want) >= rate // 1000:
+            self._said_want = new
+            log.info("latency auto: jitter %.1f ms, margin %.1f ms (was %.1f)",
+                     1000 * self.auto.jitter / rate, 1000 * new / rate, 1000 * old / rate)
 
     def _margin(self) -> float:
         """The jitter margin held now, in receiver frames (beyond the packet
