@@ -3,9 +3,10 @@
 The JACK process callback (C) copies each period into a `Capture` ring and
 wakes the worker thread, which cuts the ring into blocks of
 ``frames_per_packet`` (for Opus: one Opus frame, whatever the JACK period;
-at a JACK rate Opus does not run at, converted to 48 kHz first), encodes them and sends them as one or more datagrams.  With ``redundancy``
-each datagram also carries the previous packets' payloads, as many as fit in
-the MTU.  If the worker falls behind, the ring drops the oldest audio and
+at a JACK rate Opus does not run at, converted to 48 kHz first), encodes
+them and sends them as one or more datagrams.  With ``redundancy`` each
+datagram also carries the previous packets' payloads, as many as fit in the
+MTU.  If the worker falls behind, the ring drops the oldest audio and
 counts it; the process callback never waits.
 """
 from __future__ import annotations
