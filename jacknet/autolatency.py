@@ -72,9 +72,13 @@ class JitterMeter:
             return None
         if self._samples[-1][0] - self._samples[0][0] < MIN_SECONDS * self.rate:
             return None
-        r = np.fromiter((s[1] for s in self._samples), float, len(self._samples))
-        low, high = np.quantile(r, [LOW_QUANTILE, HIGH_QUANTILE])
-        return float(high - low)
+        return spread(np.fromiter((s[1] for s in self._samples), float, len(self._samples)))
+
+
+def spread(values) -> float:
+    """How far apart early and late values lie (5th to 99.5th percentile)."""
+    low, high = np.quantile(values, [LOW_QUANTILE, HIGH_QUANTILE])
+    return float(high - low)
 
 
 def margin_for(spread: float, rate: int) -> int:
@@ -91,11 +95,9 @@ class AutoLatency:
     ----------
     rate : int
         Receiver frames per second.
-    period : int
-        Receiver frames per cycle.
     """
 
-    def __init__(self, rate: int, period: int) -> None:
+    def __init__(self, rate: int) -> None:
         self.rate = rate
         self.meter = JitterMeter(rate)
         self.want: int | None = None     # the margin wanted, frames

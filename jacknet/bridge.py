@@ -64,7 +64,7 @@ class ClockBridge:
         self._out_end = 0                 # receiver-time frame after the last one produced
         self._cycle: int | None = None
         self._offset: int | None = None
-        self.auto = AutoLatency(receiver_rate, jitter.period) if auto else None
+        self.auto = AutoLatency(receiver_rate) if auto else None
         self._shift = 0.0   # receiver frames the margin was lowered by resampling since the lock
         self._locks = jitter.locks
         self._said_want = 0
@@ -143,7 +143,7 @@ class ClockBridge:
         """The jitter margin held now, in receiver frames (beyond the packet
         a copy or FEC adds, which is not jitter)."""
         jb = self.jitter
-        return jb.latency_frames() - jb.period - jb.lead - jb.extra - self._shift
+        return self.latency_frames() - jb.period - jb.lead - jb.extra
 
     def latency_frames(self) -> float | None:
         """`JitterBuffer.latency_frames`, less what resampling took off since."""

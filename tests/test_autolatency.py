@@ -66,7 +66,7 @@ def steady(auto: AutoLatency, spread: float, margin: float, seconds: float,
 
 
 def test_a_margin_too_large_comes_down_slowly_and_stops_at_the_one_wanted():
-    auto = AutoLatency(RATE, PERIOD)
+    auto = AutoLatency(RATE)
     want = margin_for(4 * MS, RATE)
     margin, now, slews = steady(auto, 4 * MS, 30 * MS, 120)
     assert auto.want == want and abs(margin - want) < 0.2 * MS
@@ -78,7 +78,7 @@ def test_a_margin_too_large_comes_down_slowly_and_stops_at_the_one_wanted():
 
 
 def test_a_margin_too_small_grows_at_once_then_holds():
-    auto = AutoLatency(RATE, PERIOD)
+    auto = AutoLatency(RATE)
     margin, now, slews = steady(auto, 10 * MS, 2 * MS, 30)
     assert abs(margin - margin_for(10 * MS, RATE)) < 0.2 * MS
     growing = [s for s in slews if s < 0]
@@ -87,7 +87,7 @@ def test_a_margin_too_small_grows_at_once_then_holds():
 
 
 def test_after_a_jump_up_it_does_not_shrink_for_a_while():
-    auto = AutoLatency(RATE, PERIOD)
+    auto = AutoLatency(RATE)
     margin, now, _ = steady(auto, 2 * MS, 3.5 * MS, 5)
     auto.grew(now)
     margin, now, slews = steady(auto, 2 * MS, margin + 10 * MS, autolatency.HOLD_SECONDS - 1, now)
