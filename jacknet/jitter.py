@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jacknet.autolatency import GUARD_SECONDS as AUTO_GUARD_SECONDS, margin_for, spread
+from jacknet.autolatency import GUARD_SECONDS as AUTO_GUARD_SECONDS, margin_for
 from jacknet.realtime import Playout
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,10 @@ class JitterBuffer:
     def _lock(self) -> None:
         d = low_transit(self._settle)
         if self.auto and not self.locks:
-            self.set_margin(margin_for(spread(self._settle), self.samplerate))
+            # Over the 0.25 s of a first lock this index is the latest arrival:
+            # a short sample says little about the tail, so take all of it.
+            spread = sorted(self._settle)[len(self._settle) * 199 // 200] - d
+            self.set_margin(margin_for(spread, self.samplerate))
         self.locks += 1
         self._locked_transit = d
         self._set_transit(d)
