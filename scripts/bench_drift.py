@@ -14,17 +14,15 @@ by ppm * 48 frames a second until the buffer re-syncs, with a dropout.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from jacknet.binding import JackClient
 from jacknet.jackserver import PrivateServer
-from jacknet.realtime import Capture
-from jacknet.receiver import Receiver, ReceiverConfig
 
-SIDE = Path(__file__).resolve().parent.parent / "tests" / "side.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from tone import listening, side_sender  # noqa: E402
+
 RATE = 48000
 
 
@@ -33,15 +31,8 @@ def run(drift: bool, ppm: int, seconds: float, every: float, period: int) -> lis
     fast = round(RATE * (1 + ppm * 1e-6))
     with PrivateServer("jacknet-bench-fast", fast, period, sync=False, realtime=True) as a, \
             PrivateServer("jacknet-bench-true", RATE, period, sync=False, realtime=True) as b:
-        rec = JackClient("drift-rec", b.name)
-        rec.register("in", 1, "in")
-        rec.run(Capture(1, capacity=1 << 16))
-        recv = Receiver(ReceiverConfig("127.0.0.1", 0, 1, "drift-recv", "drift-rec:in_.*", 5.0,
-                                       b.name, drift=drift)).start()
-        side = subprocess.Popen([sys.executable, str(SIDE), a.name, f"127.0.0.1:{recv.address[1]}",
-                                 "--nominal-rate", str(RATE)], stdout=subprocess.PIPE, text=True)
-        try:
-            assert side.stdout.readline().strip() == "ready"
+        with listening(b.name, "drift", drift=drift) as (_, recv), \
+                side_sender(a.name, recv.address[1], "--nominal-rate", str(RATE)):
             start = time.monotonic()
             recv.stats()  # start the margin's first window
             while (t := time.monotonic() - start) < seconds:
@@ -49,11 +40,6 @@ def run(drift: bool, ppm: int, seconds: float, every: float, period: int) -> lis
                 s = recv.stats()
                 s["t"] = time.monotonic() - start
                 rows.append(s)
-        finally:
-            side.terminate()
-            side.wait(10)
-            recv.close()
-            rec.close()
     return rows
 
 

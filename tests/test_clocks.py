@@ -6,21 +6,12 @@ The receiver and a recorder run here, on the other server.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from jacknet.binding import JackClient
 from jacknet.jackserver import PrivateServer
-from jacknet.realtime import Capture
-from jacknet.receiver import Receiver, ReceiverConfig
-from tone import TONE, measure, record, tone_link
-
-SIDE = Path(__file__).resolve().parent / "side.py"
+from tone import TONE, listening, measure, record, side_sender, tone_link
 
 
 def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: float,
@@ -30,30 +21,15 @@ def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: fl
     settles in about 5); return its frequency, the SNR of every window and
     the receiver's stats, with ``drift_ppm`` averaged over the recording
     and the sending server's xruns as ``sender_xruns``."""
-    rec = JackClient("clock-rec", receiver.name)
-    rec.register("in", 1, "in")
-    cap = Capture(1, capacity=1 << 18)
-    rec.run(cap)
-    recv = Receiver(ReceiverConfig("127.0.0.1", 0, 1, "clock-recv", "clock-rec:in_.*", 5.0,
-                                   receiver.name, drift=drift)).start()
-    side = subprocess.Popen([sys.executable, str(SIDE), sender.name,
-                             f"127.0.0.1:{recv.address[1]}", "--tone-hz", str(TONE), *side_args],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert side.stdout.readline().strip() == "ready"
+    with listening(receiver.name, "clock", drift=drift) as (cap, recv), \
+            side_sender(sender.name, recv.address[1], *side_args) as side:
         time.sleep(6)
-        drift: list[float] = []
+        drift_ppm: list[float] = []
         stretches = record(cap, receiver.period, seconds,
-                           during=lambda: drift.append(recv.stats()["drift_ppm"]))
+                           during=lambda: drift_ppm.append(recv.stats()["drift_ppm"]))
         stats = recv.stats()
-        stats["drift_ppm"] = float(np.mean(drift))
-    finally:
-        side.terminate()
-        side_stats = side.stdout.read()
-        side.wait(10)
-        recv.close()
-        rec.close()
-    stats["sender_xruns"] = json.loads(side_stats.splitlines()[-1])["xruns"]
+        stats["drift_ppm"] = float(np.mean(drift_ppm))
+    stats["sender_xruns"] = side["xruns"]
     return (*measure(stretches, receiver.rate, seconds), stats)
 
 

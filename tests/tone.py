@@ -3,7 +3,11 @@ window by window, and the longest stretch without a hole in the recording."""
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -14,6 +18,24 @@ from jacknet.receiver import Receiver, ReceiverConfig
 from jacknet.sender import Sender, SenderConfig
 
 TONE = 1000
+SIDE = Path(__file__).resolve().parent / "side.py"
+
+
+@contextlib.contextmanager
+def listening(server: str, tag: str, latency_ms: float | None = 5.0,
+              **recv_options) -> Iterator[tuple[Capture, Receiver]]:
+    """A one-channel receiver on JACK ``server`` whose output a recorder
+    captures: yields the recorder's capture and the receiver."""
+    with contextlib.ExitStack() as stack:
+        rec = JackClient(f"{tag}-rec", server)
+        stack.callback(rec.close)
+        rec.register("in", 1, "in")
+        cap = Capture(1, capacity=1 << 20)
+        rec.run(cap)
+        recv = Receiver(ReceiverConfig("127.0.0.1", 0, 1, f"{tag}-recv", f"{tag}-rec:in_.*",
+                                       latency_ms, server, **recv_options)).start()
+        stack.callback(recv.close)
+        yield cap, recv
 
 
 @contextlib.contextmanager
@@ -22,14 +44,7 @@ def tone_link(server: str, tag: str, relay=None, latency_ms: float | None = 5.0,
     """A 1 kHz tone -> sender -> (``relay``) -> receiver -> recorder, all on
     one JACK ``server``: yields the recorder's capture and the receiver."""
     with contextlib.ExitStack() as stack:
-        rec = JackClient(f"{tag}-rec", server)
-        stack.callback(rec.close)
-        rec.register("in", 1, "in")
-        cap = Capture(1, capacity=1 << 20)
-        rec.run(cap)
-        recv = Receiver(ReceiverConfig("127.0.0.1", 0, 1, f"{tag}-recv", f"{tag}-rec:in_.*",
-                                       latency_ms, server)).start()
-        stack.callback(recv.close)
+        cap, recv = stack.enter_context(listening(server, tag, latency_ms))
         target = recv.address
         if relay is not None:
             target = relay.start(target)
@@ -42,6 +57,25 @@ def tone_link(server: str, tag: str, relay=None, latency_ms: float | None = 5.0,
                                      server=server, **sender_options)).start()
         stack.callback(sender.close)
         yield cap, recv
+
+
+@contextlib.contextmanager
+def side_sender(server: str, port: int, *args: str) -> Iterator[dict]:
+    """The tone and a sender on JACK ``server`` in a process of their own
+    (`side.py`: one process must not hold clients on two servers), sending
+    to 127.0.0.1:``port``.  Yields a dict that holds the sender's stats once
+    the block is left."""
+    side = subprocess.Popen([sys.executable, str(SIDE), server, f"127.0.0.1:{port}",
+                             "--tone-hz", str(TONE), *args], stdout=subprocess.PIPE, text=True)
+    stats: dict = {}
+    try:
+        assert side.stdout.readline().strip() == "ready"
+        yield stats
+    finally:
+        side.terminate()
+        out = side.stdout.read()
+        side.wait(10)
+    stats.update(json.loads(out.splitlines()[-1]))
 
 
 def record(cap: Capture, period: int, seconds: float,
