@@ -2,4 +2,4 @@
 # setuptools only exposes cffi_modules through setup().
 from setuptools import setup
 
-setup(cffi_modules=["jacknet/_rt_build.py:ffibuilder"])
+setup(cffi_modules=["jacknet/rt/_build.py:ffibuilder"])

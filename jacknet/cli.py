@@ -14,13 +14,14 @@ import threading
 import time
 from typing import Callable, NoReturn
 
-from jacknet import __version__, protocol
+from jacknet import __version__
+from jacknet.net import protocol
 from jacknet.codecs.opus import APPLICATIONS, OpusSettings
 from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
 from jacknet.node import DEFAULT_RT_PRIORITY
-from jacknet.resample import DEFAULT_QUALITY, QUALITIES
+from jacknet.clock.resample import DEFAULT_QUALITY, QUALITIES
 from jacknet.stats import format_line
-from jacknet.transport import DEFAULT_PORT, parse_address
+from jacknet.net.transport import DEFAULT_PORT, parse_address
 
 log = logging.getLogger("jacknet")
 
@@ -290,7 +291,7 @@ def _recv(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from jacknet.demo import run_demo
+    from jacknet.testing.demo import run_demo
     return run_demo(args, _stop_event())
 
 

@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Callable
 
-from jacknet.binding import JackClient
+from jacknet.rt.binding import JackClient
 
 log = logging.getLogger(__name__)
 

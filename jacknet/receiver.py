@@ -13,19 +13,19 @@ import time
 from functools import partial
 from dataclasses import dataclass
 
-from jacknet import protocol
-from jacknet.autolatency import MAX_MARGIN_SECONDS
-from jacknet.binding import JackClient
+from jacknet.net import protocol
+from jacknet.clock.autolatency import MAX_MARGIN_SECONDS
+from jacknet.rt.binding import JackClient
 from jacknet.codecs import make_decoder
 from jacknet.errors import JacknetError, MalformedPacket
-from jacknet.jitter import GUARD_SECONDS, SWITCH_SECONDS, JitterBuffer
+from jacknet.recv.jitter import GUARD_SECONDS, SWITCH_SECONDS, JitterBuffer
 from jacknet.node import DEFAULT_RT_PRIORITY, Node
-from jacknet.bridge import ClockBridge
-from jacknet.realtime import Playout
-from jacknet.resample import DEFAULT_QUALITY
-from jacknet.sequencer import Sequencer, SequencerStats, seq_ahead
+from jacknet.clock.bridge import ClockBridge
+from jacknet.rt.engines import Playout
+from jacknet.clock.resample import DEFAULT_QUALITY
+from jacknet.recv.sequencer import Sequencer, SequencerStats, seq_ahead
 from jacknet.stats import RateLimitedLog
-from jacknet.transport import TcpSource, _show, is_multicast, open_source
+from jacknet.net.transport import TcpSource, _show, is_multicast, open_source
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jacknet.resample import DEFAULT_QUALITY, Resampler
+from jacknet.clock.resample import DEFAULT_QUALITY, Resampler
 
 
 class RateConverter:
@@ -25,7 +25,7 @@ class RateConverter:
     frames : int
         Frames per block out (one codec frame).
     quality : str
-        libsamplerate converter (see `jacknet.resample`).
+        libsamplerate converter (see `jacknet.clock.resample`).
     """
 
     def __init__(self, channels: int, rate_in: int, rate_out: int, frames: int,

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jacknet import protocol
-from jacknet.binding import JackClient
+from jacknet.net import protocol
+from jacknet.rt.binding import JackClient
 from jacknet.codecs import Encoder, make_encoder
 from jacknet.codecs.opus import RATES as OPUS_RATES, OpusSettings
 from jacknet.node import DEFAULT_RT_PRIORITY, Node
-from jacknet.realtime import Capture
+from jacknet.rt.engines import Capture
 from jacknet.reframe import RateConverter
-from jacknet.transport import open_sink
+from jacknet.net.transport import open_sink
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from jacknet._rt import ffi, lib
-from jacknet.realtime import Capture, Playout
+from jacknet.rt._rt import ffi, lib
+from jacknet.rt.engines import Capture, Playout
 
 CALLS = 20000
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from jacknet.codecs import make_decoder, make_encoder
 from jacknet.codecs.opus import OpusSettings
-from jacknet.realtime import known_music
+from jacknet.testing.signals import known_music
 
 RATE = 48000
 
@@ -64,7 +64,7 @@ def time_pairs(channels: int, sig: np.ndarray, settings: OpusSettings) -> float:
 
 def time_resampler(quality: str, channels: int, sig: np.ndarray) -> float:
     """Microseconds per 128-frame block, the ratio wobbling as drift correction's does."""
-    from jacknet.resample import Resampler
+    from jacknet.clock.resample import Resampler
     r = Resampler(channels, quality)
     blocks = [np.ascontiguousarray(sig[:, i:i + 128]) for i in range(0, sig.shape[1] - 127, 128)]
     t0 = time.perf_counter()
@@ -92,7 +92,7 @@ def main() -> None:
             label = f"opus {settings.frame_ms:g} ms" if name == "opus" else name
             print(f"| {label} | {channels} | {n} fr | {enc_us:.1f} | {dec_us:.1f} | {share:.2f} "
                   f"| {pairs} |")
-    from jacknet.resample import QUALITIES
+    from jacknet.clock.resample import QUALITIES
     print("\n| resampler (44.1 -> 48 kHz, ratio moving) | ch | µs per 128 frames "
           "| µs per channel | % of a core |")
     print("|---|---:|---:|---:|---:|")

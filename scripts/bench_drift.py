@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from jacknet.jackserver import PrivateServer
+from jacknet.testing.jackserver import PrivateServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from tone import listening, side_sender  # noqa: E402

@@ -28,9 +28,10 @@ import time
 
 import numpy as np
 
-from jacknet.binding import JackClient
-from jacknet.jackserver import PrivateServer
-from jacknet.realtime import Capture, Generator
+from jacknet.rt.binding import JackClient
+from jacknet.testing.jackserver import PrivateServer
+from jacknet.rt.engines import Capture
+from jacknet.testing.signals import Generator
 
 INTERVAL = 4800  # frames between impulses (100 ms at 48 kHz)
 TICK = os.sysconf("SC_CLK_TCK")

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from bench_latency import direct_wiring, run_case
 
-from jacknet.binding import JackClient
-from jacknet.jackserver import PrivateServer
-from jacknet.realtime import Capture
+from jacknet.rt.binding import JackClient
+from jacknet.testing.jackserver import PrivateServer
+from jacknet.rt.engines import Capture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from relay import UdpRelay  # noqa: E402

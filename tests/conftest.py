@@ -8,15 +8,25 @@ import time
 
 import pytest
 
-from jacknet.binding import JackClient
-from jacknet.jackserver import PrivateServer
-from jacknet.realtime import Capture, Generator
+from jacknet.rt.binding import JackClient
+from jacknet.testing.jackserver import PrivateServer
+from jacknet.rt.engines import Capture
+from jacknet.testing.signals import Generator
 from jacknet.receiver import Receiver, ReceiverConfig
 from jacknet.sender import Sender, SenderConfig
-from jacknet.verify import SignalChecker, SnrChecker
+from jacknet.testing.verify import SignalChecker, SnrChecker
 
 RATE = 48000
 INT16_LSB = 1.0 / 32768
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """A test that starts jackd must say so (``pytest.mark.jack``), or the pure
+    tier (``-m "not jack"``) would quietly start servers."""
+    for item in items:
+        uses = {"jack_servers", "links"} & set(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("jack") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {sorted(uses)} but is not marked jack")
 
 
 @pytest.fixture(scope="session")

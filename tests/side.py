@@ -24,8 +24,8 @@ import sys
 import threading
 
 from jacknet import sender as sender_module
-from jacknet.binding import JackClient
-from jacknet.realtime import Generator
+from jacknet.rt.binding import JackClient
+from jacknet.testing.signals import Generator
 from jacknet.sender import Sender, SenderConfig
 
 

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from jacknet import autolatency
-from jacknet.autolatency import AutoLatency, JitterMeter, margin_for
-from jacknet.drift import ArrivalDll, DriftController
+from jacknet.clock import autolatency
+from jacknet.clock.autolatency import AutoLatency, JitterMeter, margin_for
+from jacknet.clock.drift import ArrivalDll, DriftController
 
 RATE = 48000
 PERIOD = FRAMES = 128

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jacknet.bridge import ClockBridge
-from jacknet.jitter import JitterBuffer
-from jacknet.realtime import Playout
+from jacknet.clock.bridge import ClockBridge
+from jacknet.recv.jitter import JitterBuffer
+from jacknet.rt.engines import Playout
 
 RATE, PERIOD, FRAMES = 48000, 128, 128
 

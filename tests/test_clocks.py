@@ -6,12 +6,16 @@ The receiver and a recorder run here, on the other server.
 """
 from __future__ import annotations
 
+import pytest
+
 import time
 
 import numpy as np
 
-from jacknet.jackserver import PrivateServer
+from jacknet.testing.jackserver import PrivateServer
 from tone import TONE, listening, measure, record, side_sender, tone_link
+
+pytestmark = pytest.mark.jack  # each test runs a private jackd
 
 
 def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: float,

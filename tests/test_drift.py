@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from jacknet.drift import ArrivalDll, DriftController
+from jacknet.clock.drift import ArrivalDll, DriftController
 
 RATE = 48000
 PERIOD = FRAMES = 256

@@ -2,6 +2,8 @@
 the server is back (same name), without anyone touching it."""
 from __future__ import annotations
 
+import pytest
+
 import contextlib
 import signal
 import subprocess
@@ -10,7 +12,9 @@ import time
 
 import jack
 
-from jacknet.jackserver import PrivateServer
+from jacknet.testing.jackserver import PrivateServer
+
+pytestmark = pytest.mark.jack  # each test runs a private jackd
 
 NAME = "jacknet-test-restart"
 

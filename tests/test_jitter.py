@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jacknet.jitter import RELOCK_AFTER_LATE, SETTLE_SECONDS, JitterBuffer
-from jacknet.realtime import Playout, known_signal
+from jacknet.recv.jitter import RELOCK_AFTER_LATE, SETTLE_SECONDS, JitterBuffer
+from jacknet.rt.engines import Playout
+from jacknet.testing.signals import known_signal
 
 RATE, PERIOD, N, CH = 48000, 128, 128, 2
 TARGET = 96

@@ -8,9 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from jacknet.jackserver import PrivateServer
+from jacknet.testing.jackserver import PrivateServer
 from relay import UdpRelay
 from tone import TONE, measure, record, tone_link
+
+pytestmark = pytest.mark.jack  # each test runs a private jackd
 
 RATE = 48000
 

@@ -6,6 +6,8 @@ import pytest
 
 from conftest import RATE, Link, run_links
 
+pytestmark = pytest.mark.jack  # each test runs a private jackd
+
 SECONDS = 11
 
 

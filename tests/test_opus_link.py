@@ -8,6 +8,8 @@ import pytest
 from conftest import RATE, Link, Listener, run_links
 from relay import UdpRelay
 
+pytestmark = pytest.mark.jack  # each test runs a private jackd
+
 SECONDS = 11
 
 

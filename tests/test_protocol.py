@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from jacknet import protocol
+from jacknet.net import protocol
 from jacknet.errors import MalformedPacket
-from jacknet.protocol import HEADER_SIZE, Header, Reassembler, fragment, parse
+from jacknet.net.protocol import HEADER_SIZE, Header, Reassembler, fragment, parse
 
 H = Header(codec=protocol.CODEC_INT16, stream_id=0xDEADBEEF, seq=7, timestamp=2**40 + 5,
            sample_rate=48000, frames=128, channels=2, payload_len=512,

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jacknet._rt import lib
-from jacknet.realtime import Capture, known_signal
+from jacknet.rt._rt import lib
+from jacknet.rt.engines import Capture
+from jacknet.testing.signals import known_signal
 
 
 def test_numpy_test_signal_matches_c():

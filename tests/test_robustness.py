@@ -13,8 +13,10 @@ import jack
 import pytest
 
 from conftest import RATE, Link, run_links
-from jacknet import protocol
+from jacknet.net import protocol
 from relay import UdpRelay
+
+pytestmark = pytest.mark.jack  # each test runs a private jackd
 
 
 def test_impaired_network_is_concealed_then_exact_again(jack_servers, links):

@@ -8,8 +8,8 @@ import pytest
 
 from jacknet.codecs import make_decoder, make_encoder
 from jacknet.codecs.opus import OpusSettings
-from jacknet.protocol import CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS
-from jacknet.sequencer import Sequencer
+from jacknet.net.protocol import CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS
+from jacknet.recv.sequencer import Sequencer
 from test_opus import music, voice
 
 RATE = 48000

@@ -9,12 +9,14 @@ import time
 import pytest
 
 from conftest import RATE, Link, run_links
-from jacknet.binding import JackClient
-from jacknet.realtime import Capture
+from jacknet.rt.binding import JackClient
+from jacknet.rt.engines import Capture
 from jacknet.receiver import Receiver, ReceiverConfig
-from jacknet.verify import SignalChecker
+from jacknet.testing.verify import SignalChecker
 from relay import TcpRelay
 from test_link import assert_exact_tail
+
+pytestmark = pytest.mark.jack  # each test runs a private jackd
 
 TCP = {"transport": "tcp"}
 
@@ -106,7 +108,7 @@ def test_unicast_receiver_ignores_a_second_source_while_its_sender_plays(jack_se
     links.append(link)
     other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     # A well-formed packet from another source: ignored before it is even parsed.
-    from jacknet import protocol
+    from jacknet.net import protocol
     packet = protocol.Header(protocol.CODEC_FLOAT32, 1234, 0, 0, RATE, 4, 1, payload_len=16).pack() + bytes(16)
     run_links(links, 3, during=lambda t: other.sendto(packet, link.receiver.address))
     other.close()

@@ -12,8 +12,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from jacknet.binding import JackClient
-from jacknet.realtime import Capture, Generator
+from jacknet.rt.binding import JackClient
+from jacknet.rt.engines import Capture
+from jacknet.testing.signals import Generator
 from jacknet.receiver import Receiver, ReceiverConfig
 from jacknet.sender import Sender, SenderConfig
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from jacknet.errors import ConfigError
-from jacknet.protocol import CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS
+from jacknet.net.protocol import CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS
 
 if TYPE_CHECKING:
     from jacknet.codecs.opus import OpusSettings

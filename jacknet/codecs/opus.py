@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jacknet.errors import ConfigError, JacknetError
-from jacknet.protocol import CODEC_OPUS
+from jacknet.net.protocol import CODEC_OPUS
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from jacknet.protocol import CODEC_FLOAT32, CODEC_INT16
+from jacknet.net.protocol import CODEC_FLOAT32, CODEC_INT16
 
 _F32 = np.dtype("<f4")
 _I16 = np.dtype("<i2")

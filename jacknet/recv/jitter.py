@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jacknet.autolatency import GUARD_SECONDS as AUTO_GUARD_SECONDS, margin_for
-from jacknet.realtime import Playout
+from jacknet.clock.autolatency import GUARD_SECONDS as AUTO_GUARD_SECONDS, margin_for
+from jacknet.rt.engines import Playout
 
 log = logging.getLogger(__name__)
 

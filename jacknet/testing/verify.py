@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jacknet.realtime import Capture, known_music, known_signal
+from jacknet.rt.engines import Capture
+from jacknet.testing.signals import known_music, known_signal
 
 SEARCH_SECONDS = 2.0
 

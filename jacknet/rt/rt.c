@@ -20,33 +20,7 @@
 #include <time.h>
 #include <errno.h>
 
-#define JN_MAX_CHANNELS 64
-#define JN_META_SLOTS 1024
-
-#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-
-typedef struct {
-    void *(*port_get_buffer)(void *port, uint32_t nframes);
-    uint32_t (*last_frame_time)(const void *client);
-    int (*transport_query)(const void *client, void *pos);
-    uint32_t (*get_current_transport_frame)(const void *client);
-} jn_jack_api;
-
-typedef struct {
-    uint64_t wpos;        /* capture position of the cycle's first frame */
-    uint32_t frame_time;  /* JACK frame time of that frame */
-    uint32_t nframes;
-    int32_t transport_state;
-    uint32_t transport_frame;
-} jn_cycle_meta;
-
-/* The 64-bit extension of JACK's 32-bit frame clock, which wraps after a day. */
-typedef struct {
-    uint64_t now;
-    uint32_t last;
-    int started;
-} jn_clock;
+#include "rt.h"
 
 static uint64_t clock_advance(jn_clock *c, uint32_t frame_time)
 {
@@ -79,24 +53,6 @@ static void ring_get(const float *ring, uint32_t capacity, uint64_t idx, float *
 }
 
 /* ------------------------------------------------------------------ capture */
-
-typedef struct {
-    jn_jack_api api;
-    void *client;
-    uint32_t nch;
-    uint32_t capacity;            /* frames, a power of two */
-    float *buf;                   /* nch * capacity, planar */
-    void *ports[JN_MAX_CHANNELS];
-    uint64_t wpos;                /* frames published (atomic) */
-    uint64_t wbusy;               /* end of the region being written (atomic) */
-    uint64_t rpos;                /* reader's position (reader thread only) */
-    uint64_t cycles;
-    uint64_t discontinuities;     /* cycles whose frame time did not follow on */
-    uint64_t dropped;             /* frames the reader lost to overruns */
-    uint32_t next_frame_time;
-    jn_cycle_meta meta[JN_META_SLOTS];
-    sem_t wake;
-} jn_capture;
 
 jn_capture *jn_capture_new(uint32_t nch, uint32_t capacity)
 {
@@ -162,11 +118,6 @@ int jn_capture_process(uint32_t nframes, void *arg)
     uint32_t tframe = c->api.get_current_transport_frame(c->client);
     jn_capture_push(c, c->api.last_frame_time(c->client), nframes, ins, tstate, tframe);
     return 0;
-}
-
-uint64_t jn_capture_available(jn_capture *c)
-{
-    return LOAD(&c->wpos) - c->rpos;
 }
 
 /*
@@ -247,31 +198,6 @@ int jn_capture_wait(jn_capture *c, double timeout)
 }
 
 /* ------------------------------------------------------------------ playout */
-
-typedef struct {
-    jn_jack_api api;
-    void *client;
-    uint32_t nch;
-    uint32_t capacity;            /* frames, a power of two */
-    float *buf;                   /* nch * capacity, planar */
-    uint64_t *stamp;              /* ring index + 1 of the frame held */
-    void *ports[JN_MAX_CHANNELS];
-    int64_t offset;               /* ring index = clock - offset (atomic) */
-    int32_t locked;               /* atomic */
-    uint64_t count_from;          /* first ring index of the stream: earlier gaps are no loss */
-    jn_clock clock;
-    uint64_t now;                 /* clock at the start of the last cycle (atomic) */
-    uint64_t read_end;            /* ring index after the last frame played (atomic) */
-    int64_t last_offset;
-    uint32_t fade_len;
-    uint32_t fade_pos;
-    float decay;
-    float hold[JN_MAX_CHANNELS];
-    uint64_t cycles;
-    uint64_t played_frames;
-    uint64_t concealed_frames;
-    uint64_t underruns;           /* cycles with at least one frame missing */
-} jn_playout;
 
 jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay)
 {
@@ -407,95 +333,5 @@ int jn_playout_process(uint32_t nframes, void *arg)
         outs[ch] = p->api.port_get_buffer(p->ports[ch], nframes);
     uint64_t now = clock_advance(&p->clock, p->api.last_frame_time(p->client));
     jn_playout_run(p, now, nframes, outs);
-    return 0;
-}
-
-/* ---------------------------------------------------------------- generator */
-
-/*
- * A known, non-periodic test signal: a hash of (channel, frame time) scaled
- * to [-0.5, 0.5).  24 significant bits, so float32 carries it exactly, and a
- * receiver can check any sample without a copy of what was sent.
- */
-float jn_test_sample(uint32_t ch, uint32_t t)
-{
-    uint32_t h = t * 0x9E3779B1u + (ch + 1) * 0x85EBCA77u;
-    h ^= h >> 15;
-    h *= 0x2C1B3C6Du;
-    h ^= h >> 12;
-    h *= 0x297A2D39u;
-    h ^= h >> 15;
-    return (float)(h >> 8) * (1.0f / 16777216.0f) - 0.5f;
-}
-
-/*
- * A music-like known signal for lossy codecs: three tones with whole-sample
- * periods (so the phase is exact at any frame time) plus a little of the
- * noise above, which makes its alignment unique.  Doubles throughout, so the
- * numpy twin matches it to the last float32 bit on the same libm.
- */
-float jn_music_sample(uint32_t ch, uint32_t t)
-{
-    static const uint32_t periods[3] = {211, 37, 13};
-    static const double gains[3] = {0.3, 0.15, 0.06};
-    double s = 0.05 * jn_test_sample(ch, t);
-    for (int k = 0; k < 3; k++) {
-        uint32_t p = periods[k] + (k == 0 ? 2 * ch : 0);
-        s += gains[k] * sin(6.283185307179586 * (double)(t % p) / (double)p + ch);
-    }
-    return (float)s;
-}
-
-enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3, JN_GEN_TONE = 4 };
-
-typedef struct {
-    jn_jack_api api;
-    void *client;
-    uint32_t nch;
-    void *ports[JN_MAX_CHANNELS];
-    int32_t mode;               /* atomic */
-    uint32_t impulse_interval;  /* frames between impulses */
-    uint32_t tone_hz;           /* tone: frequency, and the rate it is computed at */
-    uint32_t rate;
-    uint64_t cycles;
-} jn_generator;
-
-jn_generator *jn_generator_new(uint32_t nch)
-{
-    if (nch == 0 || nch > JN_MAX_CHANNELS)
-        return NULL;
-    jn_generator *g = calloc(1, sizeof *g);
-    if (g)
-        g->nch = nch;
-    return g;
-}
-
-void jn_generator_free(jn_generator *g)
-{
-    free(g);
-}
-
-int jn_generator_process(uint32_t nframes, void *arg)
-{
-    jn_generator *g = arg;
-    uint32_t t = g->api.last_frame_time(g->client);
-    int mode = LOAD(&g->mode);
-    for (uint32_t ch = 0; ch < g->nch; ch++) {
-        float *out = g->api.port_get_buffer(g->ports[ch], nframes);
-        for (uint32_t i = 0; i < nframes; i++) {
-            if (mode == JN_GEN_NOISE)
-                out[i] = jn_test_sample(ch, t + i);
-            else if (mode == JN_GEN_MUSIC)
-                out[i] = jn_music_sample(ch, t + i);
-            else if (mode == JN_GEN_TONE && g->rate)  /* exact phase: (f t mod rate) / rate */
-                out[i] = 0.5f * (float)sin(6.283185307179586 *
-                    (double)(((uint64_t)g->tone_hz * (t + i)) % g->rate) / (double)g->rate);
-            else if (mode == JN_GEN_IMPULSE && g->impulse_interval)
-                out[i] = (t + i) % g->impulse_interval == 0 ? 1.0f : 0.0f;
-            else
-                out[i] = 0.0f;
-        }
-    }
-    STORE(&g->cycles, g->cycles + 1);
     return 0;
 }

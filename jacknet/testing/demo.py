@@ -11,13 +11,14 @@ import argparse
 import threading
 import time
 
-from jacknet.binding import JackClient
-from jacknet.jackserver import PrivateServer
-from jacknet.realtime import Capture, Generator
+from jacknet.rt.binding import JackClient
+from jacknet.testing.jackserver import PrivateServer
+from jacknet.rt.engines import Capture
+from jacknet.testing.signals import Generator
 from jacknet.receiver import Receiver, ReceiverConfig
 from jacknet.sender import Sender, SenderConfig
 from jacknet.stats import format_line
-from jacknet.verify import SignalChecker, SnrChecker
+from jacknet.testing.verify import SignalChecker, SnrChecker
 
 INT16_LSB = 1.0 / 32768
 

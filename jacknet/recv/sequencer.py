@@ -13,7 +13,7 @@ network lost.
   concealed by the decoder's PLC if none came.  The waiting costs no latency:
   everything is decoded before its own deadline.
 * A stateless codec goes the ordered way too when a resampler follows
-  (``ordered``, see `jacknet.bridge`): PCM then conceals like the playout does.
+  (``ordered``, see `jacknet.clock.bridge`): PCM then conceals like the playout does.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import time
 
 import jack
 
-from jacknet.binding import _quiet_libjack
+from jacknet.rt.binding import _quiet_libjack
 from jacknet.errors import JacknetError
 
 

@@ -22,10 +22,10 @@ import logging
 
 import numpy as np
 
-from jacknet.autolatency import AutoLatency
-from jacknet.drift import ArrivalDll, DriftController
-from jacknet.jitter import JitterBuffer
-from jacknet.resample import DEFAULT_QUALITY, Resampler
+from jacknet.clock.autolatency import AutoLatency
+from jacknet.clock.drift import ArrivalDll, DriftController
+from jacknet.recv.jitter import JitterBuffer
+from jacknet.clock.resample import DEFAULT_QUALITY, Resampler
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class ClockBridge:
     sender_rate, receiver_rate : int
         The two nominal sample rates.
     quality : str
-        The resampler's converter (see `jacknet.resample`).
+        The resampler's converter (see `jacknet.clock.resample`).
     auto : bool
         Follow the jitter with the margin (``--latency auto``).
     """

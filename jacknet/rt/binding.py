@@ -4,7 +4,7 @@ One `JackClient` serves both daemons and the test tools: open a client on a
 named or default server, register N ports with predictable names, connect
 them to ports matching a regular expression, count xruns, notice shutdown,
 sample-rate and buffer-size changes, and run a C process callback from
-`jacknet.realtime` (which is where the real-time work happens).
+`jacknet.rt.engines` (which is where the real-time work happens).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import threading
 import jack
 
 from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
-from jacknet.realtime import _Engine
+from jacknet.rt.engines import _Engine
 
 log = logging.getLogger(__name__)
 

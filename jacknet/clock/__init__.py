@@ -1,0 +1,1 @@
+"""Two clocks, one link: drift estimation and control, resampling, the automatic margin."""

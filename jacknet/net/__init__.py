@@ -1,0 +1,1 @@
+"""The network link: the wire format (`protocol`) and the transports that carry it (`transport`)."""

@@ -1,0 +1,117 @@
+/*
+ * The C real-time path's shared declarations: the states the JACK process
+ * callbacks work on, and the functions the Python face calls.  This file is
+ * also the cffi cdef: rt/_build.py reads it, drops the preprocessor lines and
+ * writes the JN_ constants' values in, so it holds declarations only.
+ */
+#ifndef JN_RT_H
+#define JN_RT_H
+#include <semaphore.h>
+#include <stdint.h>
+
+#define JN_MAX_CHANNELS 64
+#define JN_META_SLOTS 1024
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+typedef struct {
+    void *(*port_get_buffer)(void *port, uint32_t nframes);
+    uint32_t (*last_frame_time)(const void *client);
+    int (*transport_query)(const void *client, void *pos);
+    uint32_t (*get_current_transport_frame)(const void *client);
+} jn_jack_api;
+
+typedef struct {
+    uint64_t wpos;        /* capture position of the cycle's first frame */
+    uint32_t frame_time;  /* JACK frame time of that frame */
+    uint32_t nframes;
+    int32_t transport_state;
+    uint32_t transport_frame;
+} jn_cycle_meta;
+
+/* The 64-bit extension of JACK's 32-bit frame clock, which wraps after a day. */
+typedef struct {
+    uint64_t now;
+    uint32_t last;
+    int started;
+} jn_clock;
+
+typedef struct {
+    jn_jack_api api;
+    void *client;
+    uint32_t nch;
+    uint32_t capacity;            /* frames, a power of two */
+    float *buf;                   /* nch * capacity, planar */
+    void *ports[JN_MAX_CHANNELS];
+    uint64_t wpos;                /* frames published (atomic) */
+    uint64_t wbusy;               /* end of the region being written (atomic) */
+    uint64_t rpos;                /* reader's position (reader thread only) */
+    uint64_t cycles;
+    uint64_t discontinuities;     /* cycles whose frame time did not follow on */
+    uint64_t dropped;             /* frames the reader lost to overruns */
+    uint32_t next_frame_time;
+    jn_cycle_meta meta[JN_META_SLOTS];
+    sem_t wake;
+} jn_capture;
+
+typedef struct {
+    jn_jack_api api;
+    void *client;
+    uint32_t nch;
+    uint32_t capacity;            /* frames, a power of two */
+    float *buf;                   /* nch * capacity, planar */
+    uint64_t *stamp;              /* ring index + 1 of the frame held */
+    void *ports[JN_MAX_CHANNELS];
+    int64_t offset;               /* ring index = clock - offset (atomic) */
+    int32_t locked;               /* atomic */
+    uint64_t count_from;          /* first ring index of the stream: earlier gaps are no loss */
+    jn_clock clock;
+    uint64_t now;                 /* clock at the start of the last cycle (atomic) */
+    uint64_t read_end;            /* ring index after the last frame played (atomic) */
+    int64_t last_offset;
+    uint32_t fade_len;
+    uint32_t fade_pos;
+    float decay;
+    float hold[JN_MAX_CHANNELS];
+    uint64_t cycles;
+    uint64_t played_frames;
+    uint64_t concealed_frames;
+    uint64_t underruns;           /* cycles with at least one frame missing */
+} jn_playout;
+
+typedef struct {
+    jn_jack_api api;
+    void *client;
+    uint32_t nch;
+    void *ports[JN_MAX_CHANNELS];
+    int32_t mode;               /* atomic */
+    uint32_t impulse_interval;  /* frames between impulses */
+    uint32_t tone_hz;           /* tone: frequency, and the rate it is computed at */
+    uint32_t rate;
+    uint64_t cycles;
+} jn_generator;
+
+jn_capture *jn_capture_new(uint32_t nch, uint32_t capacity);
+void jn_capture_free(jn_capture *c);
+void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes, float *const *ins, int32_t tstate, uint32_t tframe);
+int jn_capture_process(uint32_t nframes, void *arg);
+int64_t jn_capture_read(jn_capture *c, float *dst, uint32_t n);
+int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out);
+void jn_capture_skip(jn_capture *c);
+int jn_capture_wait(jn_capture *c, double timeout);
+jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay);
+void jn_playout_free(jn_playout *p);
+void jn_playout_write(jn_playout *p, uint64_t idx, uint32_t n, uint32_t src_nch, const float *src);
+int jn_playout_has(jn_playout *p, uint64_t idx);
+void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const *outs);
+int jn_playout_process(uint32_t nframes, void *arg);
+float jn_test_sample(uint32_t ch, uint32_t t);
+float jn_music_sample(uint32_t ch, uint32_t t);
+jn_generator *jn_generator_new(uint32_t nch);
+void jn_generator_free(jn_generator *g);
+int jn_generator_process(uint32_t nframes, void *arg);
+
+enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3, JN_GEN_TONE = 4 };
+
+#endif
