@@ -1,11 +1,17 @@
-"""What a sender and a receiver share: a JACK client, a socket, one worker
-thread, and their orderly teardown."""
+"""What a sender and a receiver share: one start/close template around a
+network link, a JACK client and one worker thread.
+
+`Node.start` opens the link, opens the JACK client, lets the subclass build
+its engine (`_build`), connects the ports and starts the worker; if any step
+fails, everything opened so far is closed again before the error goes up, so
+a daemon retrying while JACK is down leaks nothing.  A node is also a context
+manager: ``with Receiver(config) as r: ...``.
+"""
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from typing import Callable
 
 from jacknet.rt.binding import JackClient
 
@@ -29,21 +35,69 @@ def raise_priority(priority: int) -> None:
 
 
 class Node:
-    """Base of `Sender` and `Receiver`; subclasses implement ``start`` and ``stats``."""
+    """Base of `Sender` and `Receiver`.
 
-    def __init__(self, rt_priority: int = DEFAULT_RT_PRIORITY) -> None:
-        self.rt_priority = rt_priority
+    Subclasses set ``thread_name`` and implement ``_open_link`` (return the
+    sink or source), ``_build`` (register ports, make and run the engine),
+    ``_work`` (the worker thread's loop), ``_started`` (one log line) and
+    ``stats``.
+    """
+
+    thread_name = "jacknet"
+    client_class = JackClient  # a test may put a JackClient that lies about its clock here
+
+    def __init__(self, config) -> None:
+        self.config = config
         self.jack: JackClient | None = None
-        self.link = None  # the transport's sink or source; anything with close()
+        self.link = None  # the net.transport Sink or Source
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        def run() -> None:
-            raise_priority(self.rt_priority)
-            target()
-        self._thread = threading.Thread(target=run, name=name, daemon=True)
+    def start(self):
+        """Open everything and start the worker; returns self.
+
+        Raises
+        ------
+        ServerNotRunning
+            No such JACK server (nothing is left open).
+        ConfigError
+            The link's address cannot be used (nothing is left open).
+        """
+        c = self.config
+        try:
+            self.link = self._open_link()
+            self.jack = self.client_class(c.name, c.server)
+            self._build()
+            self.jack.connect(c.connect)
+        except BaseException:
+            self.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
+        self._started()
+        return self
+
+    def _run(self) -> None:
+        raise_priority(self.config.rt_priority)
+        self._work()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _open_link(self):
+        raise NotImplementedError
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+    def _started(self) -> None:
+        pass
 
     @property
     def jack_lost(self) -> bool:
@@ -56,10 +110,12 @@ class Node:
         return bool(self.jack and self.jack.format_changed.is_set())
 
     def close(self) -> None:
-        """Stop the worker, unregister the ports, close the socket."""
+        """Stop the worker, unregister the ports, close the link.  Safe to
+        call more than once, and on a node that never started."""
         self._stop.set()
         if self._thread:
             self._thread.join(2)
+            self._thread = None
         if self.jack:
             self.jack.close()
             self.jack = None

@@ -1,17 +1,144 @@
-"""Counters and their one-line rendering; rate-limited logging of bad input."""
+"""The counters a sender and a receiver report, and their renderings.
+
+Each counter is counted in one place (its owner, named in each field's
+docstring and in docs/stats.md); `Sender.stats` and `Receiver.stats`
+gather them into these typed snapshots.  Taking a snapshot changes
+nothing, so any number of readers (the stats line, a status socket) may
+take them.  `format_line` renders the stats line, `as_dict` the same
+names for JSON.  Also here: rate-limited logging of bad input.
+"""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from dataclasses import dataclass, field
+
+# Old spellings kept for scripts that read the stats line: alias -> name.
+ALIASES = {"margin_ms": "slack_ms"}
 
 
-def format_line(side: str, stats: dict) -> str:
-    """Render a stats dict as ``side: key=value ...`` (None values left out)."""
+@dataclass
+class SenderStats:
+    packets: int = 0
+    """Packets sent (packetizer.Packetizer)."""
+    datagrams: int = 0
+    """Datagrams the link took, fragments included (sender.Sender)."""
+    bytes: int = 0
+    """Their bytes, headers included (sender.Sender)."""
+    kbit_s: float = 0.0
+    """Bits on the wire per second of audio (sender.Sender, from bytes and packets)."""
+    copies_left_out: int | None = None
+    """With --redundancy: copies that did not fit in --mtu (packetizer.Packetizer)."""
+    send_errors: int = 0
+    """Datagrams the link could not send (net.transport.SinkStats)."""
+    queue_dropped: int = 0
+    """TCP: datagrams dropped while the connection was stalled or down (net.transport.SinkStats)."""
+    connected: int | None = None
+    """TCP: 1 while connected (net.transport.TcpSink)."""
+    dropped_frames: int = 0
+    """Audio the worker could not keep up with, oldest dropped (rt/rt.c, jn_capture)."""
+    clipped: int | None = None
+    """int16: samples clipped (codecs.pcm.Int16Encoder)."""
+    xruns: int = 0
+    """JACK xruns seen by this client (rt.binding.JackClient)."""
+    cycles: int = 0
+    """JACK cycles captured (rt/rt.c, jn_capture)."""
+    reconnects: int | None = None
+    """Links rebuilt after the JACK server went away or changed format (daemon.Supervisor)."""
+
+
+@dataclass
+class ReceiverStats:
+    datagrams: int = 0
+    """Datagrams from the sender played (recv.pipeline.IntakeStats)."""
+    bytes: int = 0
+    """Their bytes (recv.pipeline.IntakeStats)."""
+    packets: int = 0
+    """Packets placed as they arrived (recv.jitter.JitterStats)."""
+    lost: int = 0
+    """Sequence numbers never seen (recv.pipeline.LossCounter)."""
+    incomplete: int = 0
+    """Fragments that never made a whole packet (net.protocol.Reassembler)."""
+    late: int = 0
+    """Packets that came after their frames were played or concealed (recv.pipeline.IntakeStats)."""
+    duplicate: int = 0
+    """Packets and fragments that came before (recv.pipeline.IntakeStats)."""
+    revived: int = 0
+    """Lost packets replaced by a later one's copy (recv.sequencer.SequencerStats)."""
+    fec_recovered: int = 0
+    """Lost Opus frames rebuilt from in-band FEC (recv.sequencer.SequencerStats)."""
+    plc_concealed: int = 0
+    """Lost Opus frames guessed by the decoder (recv.sequencer.SequencerStats)."""
+    decoder_restarts: int = 0
+    """Gaps too long to conceal (recv.sequencer.SequencerStats)."""
+    overruns: int = 0
+    """Packets beyond what the buffer holds: re-sync (recv.jitter.JitterStats)."""
+    foreign: int = 0
+    """Packets of another stream while one is live (recv.jitter.JitterStats)."""
+    foreign_sources: int = 0
+    """Datagrams from another address while locked to a sender (recv.pipeline.IntakeStats)."""
+    refused: int | None = None
+    """TCP: second senders turned away (net.transport.SourceStats)."""
+    malformed: dict = field(default_factory=dict)
+    """Datagrams refused, by reason (recv.pipeline.IntakeStats; framing: net.transport.SourceStats)."""
+    internal_errors: int = 0
+    """Bugs caught on the network thread, logged once (recv.pipeline.IntakeStats)."""
+    concealed_frames: int = 0
+    """Frames the playout faded over (rt/rt.c, jn_playout)."""
+    underruns: int = 0
+    """Cycles with a gap (rt/rt.c, jn_playout)."""
+    relocks: int = 0
+    """Re-syncs of the clock mapping (recv.jitter.JitterStats)."""
+    tightened: int = 0
+    """Latency brought back down after a disturbance (recv.jitter.JitterStats)."""
+    loosened: int = 0
+    """Buffer grown because packets kept landing partly late (recv.jitter.JitterStats)."""
+    xruns: int = 0
+    """JACK xruns seen by this client (rt.binding.JackClient)."""
+    fill_ms: float | None = None
+    """Audio buffered ahead of the playout (recv.jitter.JitterBuffer)."""
+    target_ms: float | None = None
+    """Latency aimed at: period + margin + decoding lead (recv.jitter.JitterBuffer)."""
+    latency_ms: float | None = None
+    """Latency held: the receiver's period plus the margin it holds now (recv.jitter.JitterBuffer, less clock.bridge.ClockBridge's slew)."""
+    slack_ms: float | None = None
+    """How early the least early packet of the last 5 s landed (recv.jitter.SlackWindow)."""
+    drift_ppm: float | None = None
+    """When resampling: the sender's clock against ours (clock.drift.DriftStats)."""
+    ratio: float | None = None
+    """When resampling: sender frames per receiver frame (clock.drift.DriftStats)."""
+    loop_error_frames: float | None = None
+    """When resampling: buffered frames beyond the loop's target (clock.drift.DriftStats)."""
+    loop_jumps: int | None = None
+    """When resampling: steps of the read or write position (clock.drift.DriftStats)."""
+    loop_resyncs: int | None = None
+    """When resampling: errors too large for drift, the loop locked again (clock.drift.DriftStats)."""
+    jitter_ms: float | None = None
+    """With --latency auto: the arrival jitter measured (clock.autolatency.JitterMeter)."""
+    reconnects: int | None = None
+    """Links rebuilt after the JACK server went away or changed format (daemon.Supervisor)."""
+
+
+def as_dict(stats) -> dict:
+    """A stats snapshot as a plain dict, with the old spellings (`ALIASES`) too."""
+    out = dataclasses.asdict(stats)
+    for alias, name in ALIASES.items():
+        if name in out:
+            out[alias] = out[name]
+    return out
+
+
+def format_line(side: str, stats) -> str:
+    """Render a stats snapshot (or dict) as ``side: key=value ...``, None values left out."""
+    items = as_dict(stats) if dataclasses.is_dataclass(stats) else stats
     parts = []
-    for key, value in stats.items():
+    for key, value in items.items():
         if value is None:
             continue
-        if isinstance(value, float):
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, float):
             value = f"{value:.2f}"
         elif isinstance(value, dict):
             value = ",".join(f"{k}:{v}" for k, v in value.items()) or "0"

@@ -12,9 +12,10 @@ from jacknet.rt.binding import JackClient
 from jacknet.testing.jackserver import PrivateServer
 from jacknet.rt.engines import Capture
 from jacknet.testing.signals import Generator
-from jacknet.receiver import Receiver, ReceiverConfig
-from jacknet.sender import Sender, SenderConfig
+from jacknet import Receiver, ReceiverConfig
+from jacknet import Sender, SenderConfig
 from jacknet.testing.verify import SignalChecker, SnrChecker
+from jacknet.stats import as_dict
 
 RATE = 48000
 INT16_LSB = 1.0 / 32768
@@ -64,7 +65,7 @@ class Listener:
 
     def stats_since_start(self) -> dict:
         """Receiver counters over the checked window (after the warm-up)."""
-        now = self.receiver.stats()
+        now = as_dict(self.receiver.stats())
         return {k: v - self.stats_at_start[k] for k, v in now.items()
                 if isinstance(v, int) and isinstance(self.stats_at_start.get(k), int)}
 
@@ -112,7 +113,7 @@ def run_links(links: list[Link], seconds: float, during=None) -> None:
     time.sleep(WARMUP)
     for link in links:
         link.checker.discard()
-        link.stats_at_start = link.receiver.stats()
+        link.stats_at_start = as_dict(link.receiver.stats())
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:
         time.sleep(0.05)

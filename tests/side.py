@@ -23,10 +23,11 @@ import signal
 import sys
 import threading
 
-from jacknet import sender as sender_module
 from jacknet.rt.binding import JackClient
 from jacknet.testing.signals import Generator
-from jacknet.sender import Sender, SenderConfig
+from jacknet.config import SenderConfig
+from jacknet.sender import Sender
+from jacknet.stats import as_dict
 
 
 def _crystal_off(nominal: int) -> type:
@@ -44,19 +45,21 @@ def main() -> None:
     ap.add_argument("--tone-hz", type=int, default=1000)
     ap.add_argument("--nominal-rate", type=int)
     args = ap.parse_args()
+    sender_class = Sender
     if args.nominal_rate:
-        sender_module.JackClient = _crystal_off(args.nominal_rate)
+        sender_class = type("CrystalOffSender", (Sender,),
+                            {"client_class": _crystal_off(args.nominal_rate)})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     source = JackClient("side-sig", args.server)
     source.register("out", 1, "out")
     source.run(Generator(1, "tone", tone_hz=args.tone_hz, rate=source.samplerate))
     host, port = args.destination.rsplit(":", 1)
-    sender = Sender(SenderConfig(host, int(port), 1, "side-send", "side-sig:out_.*",
+    sender = sender_class(SenderConfig(host, int(port), 1, "side-send", "side-sig:out_.*",
                                  server=args.server)).start()
     print("ready", flush=True)
     stop.wait()
-    print(json.dumps(sender.stats()), flush=True)
+    print(json.dumps(as_dict(sender.stats())), flush=True)
     sender.close()
     source.close()
 

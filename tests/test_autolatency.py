@@ -114,7 +114,7 @@ def test_the_controller_moves_its_target_by_the_slew_and_keeps_the_drift():
         if jump is not None:
             read = jump
         elif ctl.locked and now > 10 * RATE:
-            errors.append(abs(ctl.stats.error))
+            errors.append(abs(ctl.stats.loop_error_frames))
             distances.append(dll.frame_at(now) - read)
         read += PERIOD * ratio
     assert max(errors) < MS

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from jacknet.testing.jackserver import PrivateServer
+from jacknet.stats import as_dict
 from tone import TONE, listening, measure, record, side_sender, tone_link
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
@@ -30,8 +31,8 @@ def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: fl
         time.sleep(6)
         drift_ppm: list[float] = []
         stretches = record(cap, receiver.period, seconds,
-                           during=lambda: drift_ppm.append(recv.stats()["drift_ppm"]))
-        stats = recv.stats()
+                           during=lambda: drift_ppm.append(recv.stats().drift_ppm))
+        stats = as_dict(recv.stats())
         stats["drift_ppm"] = float(np.mean(drift_ppm))
     stats["sender_xruns"] = side["xruns"]
     return (*measure(stretches, receiver.rate, seconds), stats)
@@ -103,7 +104,7 @@ def test_opus_from_a_44k1_server_is_converted_around_the_codec():
         with tone_link(server.name, "op44", codec="opus") as (cap, recv):
             time.sleep(6)
             stretches = record(cap, server.period, 5)
-            stats = recv.stats()
+            stats = as_dict(recv.stats())
     freq, snrs = measure(stretches, 44100, 5)
     assert abs(freq - TONE) < 0.5
     assert snrs.min() >= 20, (np.sort(snrs)[:5], stats)

@@ -47,12 +47,12 @@ def simulate(ppm: float, jitter_ms: float, seconds: float, target_ms: float = 5.
         if c > lock_cycle:
             out["underruns"] += need > received_end
             out["overruns"] += received_end - read > PERIOD + 10 * target_ms * MS
-            out["error"].append(ctl.stats.error)
+            out["error"].append(ctl.stats.loop_error_frames)
             # Latency: from the moment the sender produced a frame to its playout.
             out["latency"].append(now - read / speed)
         read += PERIOD * ratio
     out["drift_ppm"] = ctl.stats.drift_ppm
-    out["resyncs"] = ctl.stats.resyncs
+    out["resyncs"] = ctl.stats.loop_resyncs
     return out
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jacknet.testing.jackserver import PrivateServer
+from jacknet.stats import as_dict
 from relay import UdpRelay
 from tone import TONE, measure, record, tone_link
 
@@ -30,10 +31,10 @@ def test_auto_settles_above_the_jitter_and_below_twice_it(jitter_ms):
         # all), hold it 10 s while the jitter is measured, then move toward
         # the margin wanted: down at 0.3 ms a second, up at 1 ms.
         time.sleep(24)
-        before = recv.stats()
+        before = as_dict(recv.stats())
         samples: list[dict] = []
-        stretches = record(cap, server.period, 6, during=lambda: samples.append(recv.stats()))
-        after = recv.stats()
+        stretches = record(cap, server.period, 6, during=lambda: samples.append(as_dict(recv.stats())))
+        after = as_dict(recv.stats())
     period_ms, lead_ms = 1000 * 128 / RATE, 1.0
     for s in samples:
         # The jitter measured, and the margin wanted and held, beyond the

@@ -29,17 +29,12 @@ def test_opus_at_each_frame_size(jack_servers, links):
     server = jack_servers(128)
     for channels, frame_ms in ((1, 2.5), (2, 5), (6, 10), (2, 20)):
         links.append(Link(server, f"opus{frame_ms}-{channels}", channels, "opus",
-                          opus=_settings(frame_ms)))
+                          opus_frame=frame_ms))
     run_links(links, SECONDS)
     for link in links:
         # measured 21-27 dB overall, worst 20 ms window 15-22 dB
         assert_clean(link, 18.0)
         assert link.sender.frames == round(link.sender.config.opus.frame_ms * RATE / 1000)
-
-
-def _settings(frame_ms: float):
-    from jacknet.codecs.opus import OpusSettings
-    return OpusSettings(frame_ms)
 
 
 def recording(listener) -> tuple[int, np.ndarray]:

@@ -30,7 +30,7 @@ def test_capture_reads_blocks_in_order_across_the_wrap():
     assert np.array_equal(np.concatenate(got, axis=1), data)
     assert cap.dropped == 0 and cap.discontinuities == 0
     assert cap.frame_time_at(4990) == 1000 + 4990
-    assert cap.transport_at(4990) == (1, 4990)
+    assert cap.jack_transport_at(4990) == (1, 4990)
 
 
 def test_capture_overrun_drops_the_oldest_and_counts_it():

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import RATE, Link, run_links
 from jacknet.net import protocol
+from jacknet.stats import as_dict
 from relay import UdpRelay
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
@@ -31,7 +32,7 @@ def test_impaired_network_is_concealed_then_exact_again(jack_servers, links):
             relay.impair()
 
     run_links(links, 12, during=phases)
-    stats = link.receiver.stats()
+    stats = as_dict(link.receiver.stats())
     assert relay.dropped > 0 and relay.duplicated > 0
     assert stats["lost"] > 0 and stats["duplicate"] > 0
     assert stats["concealed_frames"] > 0 and stats["underruns"] > 0
@@ -77,10 +78,10 @@ def test_garbage_leaves_the_audio_bit_exact(jack_servers, links, allow_any_sende
     shooter.close()
     # The last volley may still sit in the socket buffer: give the receiver a moment to read it.
     deadline = time.monotonic() + 2
-    while not allow_any_sender and link.receiver.stats()["foreign_sources"] < fired \
+    while not allow_any_sender and link.receiver.stats().foreign_sources < fired \
             and time.monotonic() < deadline:
         time.sleep(0.05)
-    stats = link.receiver.stats()
+    stats = as_dict(link.receiver.stats())
     assert fired > 1000
     if allow_any_sender:  # everything reaches the parser and the jitter buffer
         assert sum(stats["malformed"].values()) >= fired * 6 // 9 - 50, stats

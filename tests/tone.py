@@ -15,8 +15,8 @@ import numpy as np
 from jacknet.rt.binding import JackClient
 from jacknet.rt.engines import Capture
 from jacknet.testing.signals import Generator
-from jacknet.receiver import Receiver, ReceiverConfig
-from jacknet.sender import Sender, SenderConfig
+from jacknet import Receiver, ReceiverConfig
+from jacknet import Sender, SenderConfig
 
 TONE = 1000
 SIDE = Path(__file__).resolve().parent / "side.py"

@@ -28,9 +28,9 @@ MIN_SECONDS = 2.0      # ... and not before this much
 # scheduling tail out: a packet concealed every few seconds under 6 ms of
 # jitter, in one test run of five.
 LOW_QUANTILE, HIGH_QUANTILE = 0.05, 0.999
-HEADROOM = 1.2         # margin = HEADROOM * spread + GUARD
+JITTER_FACTOR = 1.2    # margin = JITTER_FACTOR * spread + HEADROOM_SECONDS
 MAX_MARGIN_SECONDS = 0.2  # the most auto asks for (the receiver's ring is sized for it)
-GUARD_SECONDS = 0.0005  # what the spread of a few seconds may not have shown yet
+HEADROOM_SECONDS = 0.0005  # what the spread of a few seconds may not have shown yet
 # Moving the margin by resampling: up fast enough to follow a path getting
 # worse within seconds, down slowly (0.3 ms a second, a pitch change of
 # 300 ppm, half a cent, inaudible), and only once the path has been calm for
@@ -83,7 +83,7 @@ class JitterMeter:
 def margin_for(spread: float, rate: int) -> int:
     """The jitter margin, in frames, that covers arrivals ``spread`` apart
     (at most `MAX_MARGIN_SECONDS`: beyond that a path is not a live link)."""
-    return min(math.ceil(HEADROOM * spread + GUARD_SECONDS * rate),
+    return min(math.ceil(JITTER_FACTOR * spread + HEADROOM_SECONDS * rate),
                round(MAX_MARGIN_SECONDS * rate))
 
 

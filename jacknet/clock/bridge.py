@@ -2,7 +2,7 @@
 and at the receiver's speed.
 
 When the sender's sample rate differs from the receiver's, or its clock runs
-apart (``--drift on``), the `Sequencer` decodes in order and hands every
+apart (``--drift``), the `Sequencer` decodes in order and hands every
 block to a `ClockBridge`.  The bridge feeds each packet's arrival to an
 `ArrivalDll`, resamples the block at the ratio the `DriftController` sets,
 and places the result into the jitter buffer as one continuous stream on the
@@ -23,8 +23,10 @@ import logging
 import numpy as np
 
 from jacknet.clock.autolatency import AutoLatency
-from jacknet.clock.drift import ArrivalDll, DriftController
+from jacknet.clock.drift import ArrivalDll, DriftController, DriftStats
 from jacknet.recv.jitter import JitterBuffer
+from jacknet.recv.mapping import Move, Moved
+from jacknet.recv.outcome import Outcome
 from jacknet.clock.resample import DEFAULT_QUALITY, Resampler
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,10 @@ class ClockBridge:
         self._in_end: int | None = None   # sender frame after the last one resampled
         self._out_end = 0                 # receiver-time frame after the last one produced
         self._cycle: int | None = None
-        self._offset: int | None = None
         self.auto = AutoLatency(receiver_rate) if auto else None
         self._shift = 0.0   # receiver frames the margin was lowered by resampling since the lock
-        self._locks = jitter.locks
+        self._moves: list[Moved] = []  # told by the mapping, handled at the next cycle
+        jitter.mapping.on_moved(self._moves.append)
         self._said_want = 0
 
     def arrived(self, timestamp: int, arrival: int) -> None:
@@ -78,7 +80,7 @@ class ClockBridge:
             self.auto.meter.add(arrival, arrival - self.dll.time_of(timestamp))
         self.dll.update(timestamp, arrival)
 
-    def place(self, timestamp: int, block: np.ndarray, arrival: int, measured: bool) -> str:
+    def place(self, timestamp: int, block: np.ndarray, arrival: int, measured: bool) -> Outcome:
         """A `Sequencer` sink: one decoded block, in sequence order."""
         if self._in_end is None:
             # The receiver's time line starts where the sender's is: the jitter
@@ -88,7 +90,7 @@ class ClockBridge:
         self._in_end = timestamp + block.shape[1]
         start, self._out_end = self._out_end, self._out_end + out.shape[1]
         if not out.shape[1]:
-            return "stored"  # the resampler's first call fills its filter
+            return Outcome.STORED  # the resampler's first call fills its filter
         return self.jitter.insert(self.stream_id, start, out, arrival, measured)
 
     def _sender_frame(self, out_time: float) -> float:
@@ -113,21 +115,21 @@ class ClockBridge:
         # Both from the one value the playout publishes last: reading its
         # clock as well could catch a cycle in between, off by a period.
         now = read_end + pl.offset
-        read = self._sender_frame(jb.timestamp_at(read_end))
-        if jb.locks != self._locks:  # a fresh lock measures the margin afresh
-            self._locks, self._shift = jb.locks, 0.0
-        if pl.offset != self._offset:
-            if self.controller.locked:  # the jitter buffer moved the playout on purpose
-                self.controller.retarget(now, read)
-                if self.auto is not None and self._offset is not None and pl.offset > self._offset:
-                    self.auto.grew(now)
-            self._offset = pl.offset
+        read = self._sender_frame(jb.mapping.timestamp_at(read_end))
+        moves, self._moves[:] = list(self._moves), []
+        if any(m.why is Move.LOCK for m in moves):  # a fresh lock measures the margin afresh
+            self._shift = 0.0
+        if moves and self.controller.locked:  # the jitter buffer moved the playout on purpose
+            self.controller.retarget(now, read)
+            if self.auto is not None and any(m.old_offset is not None and m.offset > m.old_offset
+                                             for m in moves):
+                self.auto.grew(now)
         slew = 0.0
         if self.auto is not None and self.controller.locked:
             slew = self.auto.slew(now, self._margin())
-            if self.auto.want is not None and self.auto.want != jb.requested_target:
-                self._say_want(jb.requested_target, self.auto.want)
-                jb.set_margin(self.auto.want)
+            if self.auto.want is not None and self.auto.want != jb.margin.wanted:
+                self._say_want(jb.margin.wanted, self.auto.want)
+                jb.want_margin(self.auto.want)
         self.ratio, _ = self.controller.step(now, read, slew)
         self._shift += slew * jb.period
 
@@ -143,18 +145,20 @@ class ClockBridge:
         """The jitter margin held now, in receiver frames (beyond the packet
         a copy or FEC adds, which is not jitter)."""
         jb = self.jitter
-        return self.latency_frames() - jb.period - jb.lead - jb.extra
+        return self.latency_frames() - jb.period - jb.mapping.lead - jb.margin.extra
 
     def latency_frames(self) -> float | None:
         """`JitterBuffer.latency_frames`, less what resampling took off since."""
         lat = self.jitter.latency_frames()
         return None if lat is None else lat - self._shift
 
-    def stats(self) -> dict:
-        s = self.controller.stats
-        out = {"drift_ppm": s.drift_ppm, "ratio": s.ratio, "loop_error_frames": s.error,
-               "loop_jumps": s.jumps}
-        if self.auto is not None:
-            rate = self.auto.rate
-            out["jitter_ms"] = None if self.auto.jitter is None else 1000 * self.auto.jitter / rate
-        return out
+    @property
+    def drift(self) -> DriftStats:
+        """The drift loop's counters (owned by its `DriftController`)."""
+        return self.controller.stats
+
+    def jitter_ms(self) -> float | None:
+        """With ``--latency auto``: the arrival jitter measured."""
+        if self.auto is None or self.auto.jitter is None:
+            return None
+        return 1000 * self.auto.jitter / self.auto.rate

@@ -80,11 +80,16 @@ class ArrivalDll:
 
 @dataclass
 class DriftStats:
-    ratio: float = 1.0     # sender frames the resampler consumes per receiver frame
-    drift_ppm: float = 0.0  # the ratio applied, relative to nominal, over the last 10 s
-    error: float = 0.0     # loop error: buffered sender frames beyond the target
-    resyncs: int = 0
-    jumps: int = 0         # steps of the read or write position (an xrun, lost audio): not drift
+    drift_ppm: float = 0.0
+    """The ratio applied, relative to nominal, over the last 10 s."""
+    ratio: float = 1.0
+    """Sender frames the resampler consumes per receiver frame."""
+    loop_error_frames: float = 0.0
+    """Loop error: buffered sender frames beyond the target."""
+    loop_jumps: int = 0
+    """Steps of the read or write position (an xrun, lost audio): not drift."""
+    loop_resyncs: int = 0
+    """Errors too large to be drift after settling: the loop locked again."""
 
 
 DRIFT_AVERAGE_SECONDS = 10.0
@@ -159,7 +164,7 @@ class DriftController:
         # Not the DLL's slope: a second after a start it is still off by
         # hundreds of ppm, no better a start than none.
         self._integral = 0.0
-        self.stats.error = 0.0
+        self.stats.loop_error_frames = 0.0
         if self.adopt:
             self.retarget(now, read)
             return None
@@ -189,16 +194,16 @@ class DriftController:
             return self._ratio(self._integral), self.lock(now, read)
         self.target -= slew * self.nominal * self.period
         error = self.dll.frame_at(now) - read - self.target
-        if abs(error - self.stats.error) > self.jump_frames:
+        if abs(error - self.stats.loop_error_frames) > self.jump_frames:
             # Drift moves the error by a fraction of a frame per cycle; a step
             # of many frames is an xrun or audio lost on the way, which the
             # loop must not try to pull back by bending the pitch for seconds.
-            self.stats.jumps += 1
+            self.stats.loop_jumps += 1
             self.retarget(now, read)
             error = 0.0
-        self.stats.error = error
+        self.stats.loop_error_frames = error
         if self._cycles > self.settle_cycles and abs(error) > self.resync_frames:
-            self.stats.resyncs += 1
+            self.stats.loop_resyncs += 1
             return self._ratio(self._integral), self.lock(now, read)
         kp, ki = self.fast if self._cycles < self.settle_cycles else self.slow
         self._cycles += 1

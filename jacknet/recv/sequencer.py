@@ -17,12 +17,14 @@ network lost.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from jacknet.codecs import Decoder
+from jacknet.recv.outcome import Outcome
 
 # Beyond this much missing audio the decoder's guesses are worth nothing: it
 # starts afresh and the playout fades over the hole.
@@ -47,17 +49,18 @@ class _Held:
 
 @dataclass
 class SequencerStats:
-    revived: int = 0        # lost packets replaced by a copy from a later one
-    fec_recovered: int = 0  # lost Opus frames rebuilt from the next packet's in-band FEC
-    plc_concealed: int = 0  # lost Opus frames guessed by the decoder
-    late: int = 0           # arrived after its frame was revived or concealed
-    duplicate: int = 0
-    restarts: int = 0       # gaps too long to conceal: the decoder started afresh
-    undecodable: int = 0    # payloads the decoder refused
+    revived: int = 0
+    """Lost packets replaced by a copy from a later one."""
+    fec_recovered: int = 0
+    """Lost Opus frames rebuilt from the next packet's in-band FEC."""
+    plc_concealed: int = 0
+    """Lost Opus frames guessed by the decoder."""
+    decoder_restarts: int = 0
+    """Gaps too long to conceal: the decoder started afresh."""
 
 
-# sink(timestamp, block, arrival, measured) -> the jitter buffer's outcome
-Sink = Callable[[int, np.ndarray, int, bool], str]
+# sink(timestamp, block, arrival, measured) -> what became of the block
+Sink = Callable[[int, np.ndarray, int, bool], Outcome]
 
 
 class Sequencer:
@@ -75,18 +78,22 @@ class Sequencer:
         they do not skew the jitter buffer's transit estimates.
     stats : SequencerStats, optional
         Counters to add to (a receiver keeps one set across streams).
+    malformed : Counter, optional
+        Where a copy that does not decode is counted (as ``"payload"``).
     ordered : bool
         Decode in order even for a stateless codec (a resampler after it
         needs one continuous stream).
     """
 
     def __init__(self, decoder: Decoder, channels: int, frames: int, rate: int, sink: Sink,
-                 stats: SequencerStats | None = None, ordered: bool = False) -> None:
+                 stats: SequencerStats | None = None, ordered: bool = False,
+                 malformed: Counter | None = None) -> None:
         self.decoder = decoder
         self.ordered = decoder.stateful or ordered
         self.channels, self.frames, self.rate = channels, frames, rate
         self.sink = sink
         self.stats = stats or SequencerStats()
+        self.malformed = Counter() if malformed is None else malformed
         self._max_conceal = max(1, round(MAX_CONCEAL_SECONDS * rate / frames))
         self._first: int | None = None
         self._seen: dict[int, bool] = {}  # seq -> arrived itself (else revived); insertion-ordered
@@ -98,17 +105,16 @@ class Sequencer:
 
     # -- input ----------------------------------------------------------
     def push(self, seq: int, timestamp: int, payload: bytes, copies: list[bytes],
-             arrival: int) -> str | None:
+             arrival: int) -> Outcome:
         """One packet and its copies of the packets before it (newest first).
 
-        Returns ``"duplicate"`` if this packet came before, ``"late"`` if its
-        frame was already filled, else the jitter buffer's outcome when it was
-        placed at once (None when it waits behind a missing one)."""
+        Returns DUPLICATE if this packet came before, LATE if its frame was
+        already filled, HELD when it waits behind a missing one, else what
+        became of it when it was placed at once."""
         if self._first is None:
             self._first = seq
         if self._seen.get(seq):
-            self.stats.duplicate += 1
-            return "duplicate"
+            return Outcome.DUPLICATE
         if not self.ordered:
             block = self._decode(payload)  # a payload that is not this block's raises here
             self._remember(seq, True)
@@ -120,7 +126,8 @@ class Sequencer:
                 block = self._decode(copy, raises=False)
                 if block is not None:
                     self._remember(earlier, False)
-                    if self.sink(timestamp - i * self.frames, block, arrival, False) == "stored":
+                    if self.sink(timestamp - i * self.frames, block, arrival,
+                                 False) is Outcome.STORED:
                         self.stats.revived += 1
             return outcome
         self.decoder.validate(payload, self.channels, self.frames, self.rate)
@@ -128,9 +135,8 @@ class Sequencer:
         if self._next is None:
             self._next, self._next_ts = seq, timestamp
         if seq_ahead(seq, self._next) < 0:
-            self.stats.late += 1
-            return "late"
-        outcome = None
+            return Outcome.LATE
+        outcome = Outcome.HELD
         if seq == self._next and not self._held:
             outcome = self._decode_next(_Held(timestamp, payload, arrival, False), measured=True)
         else:  # replaces a copy that may be held for it: the same bytes, but not a revival
@@ -142,7 +148,7 @@ class Sequencer:
             try:
                 self.decoder.validate(copy, self.channels, self.frames, self.rate)
             except ValueError:
-                self.stats.undecodable += 1
+                self.malformed["payload"] += 1
                 continue
             self._hold(earlier, _Held(timestamp - i * self.frames, copy, arrival, True))
         self._drain()
@@ -154,7 +160,7 @@ class Sequencer:
         except ValueError:
             if raises:
                 raise
-            self.stats.undecodable += 1
+            self.malformed["payload"] += 1
             return None
 
     def _remember(self, seq: int, itself: bool) -> None:
@@ -169,14 +175,14 @@ class Sequencer:
             del self._held[max(self._held, key=lambda s: seq_ahead(s, self._next))]
 
     # -- ordered decoding -----------------------------------------------
-    def _decode_next(self, held: _Held, measured: bool) -> str | None:
+    def _decode_next(self, held: _Held, measured: bool) -> Outcome:
         block = self._decode(held.payload, raises=False)
         if block is None:
             return self._conceal()
         self._advance(held.timestamp)
         self._concealed_run = 0
         outcome = self.sink(held.timestamp, block, held.arrival, measured)
-        if held.copy and outcome == "stored":
+        if held.copy and outcome is Outcome.STORED:
             self.stats.revived += 1
         return outcome
 
@@ -188,7 +194,7 @@ class Sequencer:
         while self._next in self._held:
             self._decode_next(self._held.pop(self._next), measured=False)
 
-    def _conceal(self, arrival: int = 0) -> str:
+    def _conceal(self, arrival: int = 0) -> Outcome:
         """Fill the frame at ``_next`` from the next packet's FEC, else by PLC."""
         following = self._held.get((self._next + 1) & 0xFFFFFFFF)
         recovered = None
@@ -227,7 +233,7 @@ class Sequencer:
                 if gap > self._max_conceal:
                     # Too long to conceal: start afresh at the first packet held.
                     self.decoder.reset()
-                    self.stats.restarts += 1
+                    self.stats.decoder_restarts += 1
                     self._next = (self._next + gap) & 0xFFFFFFFF
                     self._next_ts = self._held[self._next].timestamp
                     self._concealed_run = 0

@@ -98,7 +98,7 @@ class Capture(_Engine):
             return None
         return (int(self._meta.frame_time) + position - int(self._meta.wpos)) & 0xFFFFFFFF
 
-    def transport_at(self, position: int) -> tuple[int, int]:
+    def jack_transport_at(self, position: int) -> tuple[int, int]:
         """(state, frame) of the JACK transport in the cycle that captured ``position``."""
         if not lib.jn_capture_meta(self.state, position, self._meta):
             return 0, 0

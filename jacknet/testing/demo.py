@@ -7,7 +7,6 @@ music-like signal), printing live stats.
 """
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 
@@ -15,15 +14,17 @@ from jacknet.rt.binding import JackClient
 from jacknet.testing.jackserver import PrivateServer
 from jacknet.rt.engines import Capture
 from jacknet.testing.signals import Generator
-from jacknet.receiver import Receiver, ReceiverConfig
-from jacknet.sender import Sender, SenderConfig
+from jacknet.config import DemoConfig, ReceiverConfig, SenderConfig
+from jacknet.receiver import Receiver
+from jacknet.sender import Sender
 from jacknet.stats import format_line
 from jacknet.testing.verify import SignalChecker, SnrChecker
 
 INT16_LSB = 1.0 / 32768
 
 
-def run_demo(args: argparse.Namespace, stop: threading.Event) -> int:
+def run_demo(args: DemoConfig, stop: threading.Event) -> int:
+    """Run the demo until ``stop`` is set or ``args.seconds`` have passed; returns 0."""
     with PrivateServer(args.server_name, rate=args.rate, period=args.period, sync=True) as server:
         print(f"demo: private JACK server '{server.name}' (dummy, {args.rate} Hz, "
               f"period {args.period}); Ctrl-C stops", flush=True)

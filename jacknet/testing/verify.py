@@ -187,7 +187,10 @@ class SnrChecker:
         self.delay = lags - int(np.argmax(corr[:lags + 1]))
         self.delays.append(self.delay)
         pending, self._pending = self._pending, []
-        for ft, block in pending:
+        for i, (ft, block) in enumerate(pending):
+            if self.delay is None:  # lost again while catching up: align on the rest later
+                self._pending = pending[i:]
+                return
             self._check(ft, block)
 
     def _check(self, ft: int, block: np.ndarray) -> None:

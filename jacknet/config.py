@@ -1,0 +1,203 @@
+"""Every option of jacknet, declared once.
+
+Each field of `SenderConfig`, `ReceiverConfig`, `RunConfig` and
+`DemoConfig` carries its `Option` (kind, help, section, whether it may
+change live) in its metadata (`jacknet.options` reads it).  From that one
+declaration come the command-line flags, the reading of a mapping such as a
+parsed TOML file (`from_mapping`), and the checks every config passes before
+it is used (``validate``, which the library runs too, so
+``Sender(SenderConfig(channels=0))`` is refused with the message the CLI
+gives).
+
+A key of a mapping is spelled like its flag without the dashes
+(``frames-per-packet``); ``host`` and ``port`` are what the command line
+takes as its address argument.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jacknet.clock.resample import DEFAULT_QUALITY, QUALITIES
+from jacknet.codecs.opus import APPLICATIONS, FRAME_MS, OpusSettings
+from jacknet.errors import ConfigError
+from jacknet.net.address import DEFAULT_PORT, is_multicast
+from jacknet.net.protocol import MAX_CHANNELS, MAX_REDUNDANCY
+from jacknet.node import DEFAULT_RT_PRIORITY
+from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Regex, Seconds, Text,
+                             add_arguments, check_fields, from_args, from_mapping, key_of, opt,
+                             options)
+
+__all__ = ["SenderConfig", "ReceiverConfig", "RunConfig", "DemoConfig",
+           "add_arguments", "from_args", "from_mapping", "options"]
+
+# Shared by both sides, so each is written once.
+
+def _channels() -> Any:
+    return opt(2, Int(1, MAX_CHANNELS), f"audio channels (1..{MAX_CHANNELS})", "audio")
+
+
+def _name(default: str) -> Any:
+    return opt(default, Text(), "JACK client name", "jack")
+
+
+def _connect() -> Any:
+    return opt(None, Regex("REGEX"), "connect our ports, in order, to existing ports matching "
+               "REGEX", "jack", live=True)
+
+
+def _server() -> Any:
+    return opt(None, Text("NAME"), "JACK server name (default server if omitted)", "jack")
+
+
+_TRANSPORT = ("udp (default; unicast or multicast) or tcp (receiver listens, sender connects)")
+_RT_HELP = (f"SCHED_FIFO priority of the network thread, 0 for none "
+            f"(default {DEFAULT_RT_PRIORITY}; keep it below JACK's)")
+
+
+@dataclass
+class SenderConfig:
+    """What a `Sender` does: where to send, how to encode, which JACK ports.
+
+    Every field is an option (see `jacknet.config`); `validate` checks them
+    and the rules between them.
+    """
+
+    host: str = opt("127.0.0.1", Text(), "receiver host", "link", flag=False)
+    port: int = opt(DEFAULT_PORT, Int(1, 65535), "receiver port", "link", flag=False)
+    channels: int = _channels()
+    name: str = _name("jacknet-send")
+    connect: str | None = _connect()
+    codec: str = opt("float32", Choice(["float32", "int16", "opus"]), "float32 (exact), "
+                     "int16 or opus", "codec")
+    server: str | None = _server()
+    transport: str = opt("udp", Choice(["udp", "tcp"]), _TRANSPORT, "link")
+    rt_priority: int = opt(DEFAULT_RT_PRIORITY, Int(0, 98, "P"), _RT_HELP, "run")
+    dither: bool = opt(False, Flag(), "TPDF dither for --codec int16", "codec")
+    frames_per_packet: int | None = opt(None, Int(16, 8192, "N"), "frames per packet for "
+                                        "float32/int16 (default: the JACK period)", "codec")
+    redundancy: int = opt(0, Int(0, MAX_REDUNDANCY, "N"), "carry the previous N packets in "
+                          "each datagram, as far as they fit in --mtu (default 0)", "codec")
+    opus_frame: float = opt(5.0, Choice(FRAME_MS, float), "Opus frame: 2.5, 5, 10 or 20 ms "
+                            "(default 5)", "codec")
+    bitrate: int = opt(96000, Bitrate(), "Opus kbit/s per channel, 6..256 (default 96)", "codec")
+    complexity: int = opt(10, Int(0, 10, "0..10"), "Opus encoder effort (default 10)", "codec")
+    application: str = opt("lowdelay", Choice(APPLICATIONS), "Opus mode: lowdelay (default; "
+                           "CELT only), audio or voip", "codec")
+    fec: bool = opt(False, Flag(), "Opus in-band FEC: needs --application voip or audio, "
+                    "--opus-frame 10 or 20, and a low bitrate (see docs/codecs.md)", "codec")
+    expected_loss: int | None = opt(None, Int(0, 100, "PCT"), "packet loss %% the FEC is sized "
+                                    "for (default 10 with --fec)", "codec")
+    mtu: int = opt(1400, Int(576, 65507), "largest datagram payload in bytes (default 1400)",
+                   "link")
+    ttl: int = opt(1, Int(1, 255), "multicast hops (default 1: this network only)", "link")
+    interface: str | None = opt(None, Text("IF"), "multicast interface: its IPv4 address, or "
+                                "an IPv6 interface name or index", "link")
+
+    @property
+    def opus(self) -> OpusSettings:
+        """The Opus encoder's settings."""
+        loss = self.expected_loss if self.expected_loss is not None else 10 if self.fec else 0
+        return OpusSettings(self.opus_frame, self.bitrate, self.complexity, self.application,
+                            self.fec, loss)
+
+    def validate(self) -> "SenderConfig":
+        """Check every field and the rules between them; returns self.
+
+        Raises
+        ------
+        ConfigError
+            Naming the option and what it allows.
+        """
+        check_fields(self)
+        _check_multicast(self.transport, self.host)
+        default = SenderConfig()
+        opus_given = [f"--{key_of(f)}" for f, _ in options(SenderConfig)
+                      if f.name in ("opus_frame", "bitrate", "complexity", "application",
+                                    "expected_loss", "fec")
+                      and getattr(self, f.name) != getattr(default, f.name)]
+        if self.codec != "opus":
+            if opus_given:
+                raise ConfigError(f"{opus_given[0]} applies to --codec opus only")
+            return self
+        if self.frames_per_packet is not None:
+            raise ConfigError("--frames-per-packet does not apply to --codec opus: "
+                              "use --opus-frame (2.5, 5, 10 or 20 ms)")
+        if self.fec and self.application == "lowdelay":
+            raise ConfigError("--fec needs --application voip or audio: lowdelay is CELT-only, "
+                              "which has no in-band FEC (use --redundancy instead)")
+        if self.fec and self.opus_frame < 10:
+            raise ConfigError("--fec needs --opus-frame 10 or 20: in-band FEC lives in Opus's "
+                              "SILK layer, which codes 10 ms frames at the least")
+        if self.expected_loss is not None and not self.fec:
+            raise ConfigError("--expected-loss sizes the in-band FEC: give --fec as well")
+        return self
+
+
+@dataclass
+class ReceiverConfig:
+    """What a `Receiver` does: where to listen, how much margin, which JACK ports.
+
+    Every field is an option (see `jacknet.config`); `validate` checks them.
+    """
+
+    host: str = opt("0.0.0.0", Text(), "address to listen on", "link", flag=False)
+    port: int = opt(DEFAULT_PORT, Int(0, 65535), "port to listen on (0: any free)", "link",
+                    flag=False)
+    channels: int = _channels()
+    name: str = _name("jacknet-recv")
+    connect: str | None = _connect()
+    latency_ms: float | None = opt(5.0, Latency(), "jitter margin in ms beyond the minimum "
+                                   "(default 5), or auto: measured from the arrival jitter, "
+                                   "lowered only by resampling", "receive", live=True,
+                                   key="latency")
+    server: str | None = _server()
+    rt_priority: int = opt(DEFAULT_RT_PRIORITY, Int(0, 98, "P"), _RT_HELP, "run")
+    transport: str = opt("udp", Choice(["udp", "tcp"]), _TRANSPORT, "link")
+    interface: str | None = opt(None, Text("IF"), "multicast interface to join on: its IPv4 "
+                                "address, or an IPv6 interface name or index", "link")
+    allow_any_sender: bool = opt(False, Flag(), "play packets from any source, not only the "
+                                 "first sender heard", "receive")
+    drift: bool = opt(False, Flag(), "follow a sender whose clock runs apart by resampling "
+                      "(always on when the sample rates differ)", "receive")
+    resampler: str = opt(DEFAULT_QUALITY, Choice(QUALITIES), "converter quality when "
+                         f"resampling (default {DEFAULT_QUALITY})", "receive")
+
+    def validate(self) -> "ReceiverConfig":
+        """Check every field; returns self (`ConfigError` naming what is wrong)."""
+        check_fields(self)
+        _check_multicast(self.transport, self.host)
+        return self
+
+
+@dataclass
+class RunConfig:
+    """How the daemon around a sender or receiver runs."""
+
+    stats_interval: float = opt(5.0, Seconds(), "print stats every S seconds (default 5)", "run",
+                                live=True)
+    seconds: float | None = opt(None, Seconds("N"), "stop after N seconds", "run")
+    verbose: bool = opt(False, Flag(), "debug logging", "run", live=True, short="v")
+
+
+@dataclass
+class DemoConfig:
+    """``jacknet demo``: a whole link on a private dummy JACK server."""
+
+    channels: int = _channels()
+    codec: str = opt("float32", Choice(["float32", "int16", "opus"]), "float32 (exact), "
+                     "int16 or opus", "codec")
+    period: int = opt(128, Int(16, 4096), "JACK period of the private server", "jack")
+    rate: int = opt(48000, Int(8000, 192000), "sample rate of the private server", "jack")
+    # Not auto: the demo checks float32 bit for bit, and auto resamples.
+    latency: float = opt(2.0, Latency(allow_auto=False), "jitter margin in ms", "receive")
+    port: int = opt(0, Int(0, 65535), "UDP port (default: any free)", "link")
+    server_name: str = opt("jacknet-demo", Text(), "name of the private JACK server", "jack")
+    stats_interval: float = opt(1.0, Seconds(), "print stats every S seconds", "run")
+    seconds: float | None = opt(None, Seconds("N"), "stop after N seconds", "run")
+    verbose: bool = opt(False, Flag(), "debug logging", "run", short="v")
+
+
+def _check_multicast(transport: str, host: str) -> None:
+    if transport == "tcp" and is_multicast(host):
+        raise ConfigError("multicast needs --transport udp")

@@ -1,0 +1,52 @@
+"""What every link end offers: the `Sink` a sender sends into, the `Source`
+a receiver receives from, and the counters each keeps.  `jacknet.net.udp`
+and `jacknet.net.tcp` implement them; a wrapper (encryption) can sit
+around any of them, and nothing above this layer asks which one it has."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+
+@dataclass
+class SinkStats:
+    send_errors: int = 0
+    """Datagrams the kernel refused (UDP: nobody listening yet, a full buffer)."""
+    queue_dropped: int = 0
+    """TCP: datagrams dropped while the connection was stalled or down."""
+    connected: bool | None = None
+    """TCP: whether the connection is up (None for UDP, which has none)."""
+
+
+@dataclass
+class SourceStats:
+    refused: int | None = None
+    """TCP: second senders turned away (None for UDP)."""
+    framing: int = 0
+    """TCP: streams whose length prefixes made no sense (the connection is dropped)."""
+
+
+class Sink(Protocol):
+    """Where a sender's datagrams go.  `send` never blocks."""
+
+    def send(self, datagram: bytes) -> bool: ...
+
+    def stats(self) -> SinkStats: ...
+
+    def close(self) -> None: ...
+
+
+class Source(Protocol):
+    """Where a receiver's datagrams come from.  ``on_new_peer`` (if set) is
+    called on the receiving thread whenever a new sender connects."""
+
+    on_new_peer: Callable[[], None] | None
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    def receive(self, buf: bytearray, timeout: float = 0.1) -> tuple[int, tuple | None]: ...
+
+    def stats(self) -> SourceStats: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,97 @@
+"""UDP link ends: unicast or multicast, IPv4 or IPv6."""
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Callable
+
+from jacknet.errors import ConfigError
+from jacknet.net.address import interface_index, is_multicast, resolve
+from jacknet.net.link import SinkStats, SourceStats
+
+
+class UdpSink:
+    """Datagrams to one address (unicast) or a group (multicast)."""
+
+    def __init__(self, host: str, port: int, ttl: int = 1, interface: str | None = None) -> None:
+        family, kind, proto, _, address = resolve(host, port, socket.SOCK_DGRAM, passive=False)
+        self.sock = socket.socket(family, kind, proto)
+        if is_multicast(host):
+            if family == socket.AF_INET6:
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
+                if interface:
+                    self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF,
+                                         interface_index(interface))
+            else:
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+                if interface:
+                    self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                         socket.inet_aton(interface))
+        self.sock.connect(address)
+        self._stats = SinkStats()
+
+    def send(self, datagram: bytes) -> bool:
+        try:
+            self.sock.send(datagram)
+            return True
+        except OSError:
+            # Nobody listening yet (ICMP refused) or a full buffer: audio moves on.
+            self._stats.send_errors += 1
+            return False
+
+    def stats(self) -> SinkStats:
+        return self._stats
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class UdpSource:
+    """Datagrams from a unicast address, or from a multicast group joined."""
+
+    def __init__(self, host: str, port: int, interface: str | None = None) -> None:
+        family, kind, proto, _, address = resolve(host, port, socket.SOCK_DGRAM, passive=True)
+        self.sock = socket.socket(family, kind, proto)
+        self.multicast = is_multicast(host)
+        try:
+            if self.multicast:
+                # Several receivers on one machine may join the same group.
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if hasattr(socket, "SO_REUSEPORT"):
+                    self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self.sock.bind(address)
+            if self.multicast:
+                self._join(family, host, interface)
+        except OSError as e:
+            self.sock.close()
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        self.sock.settimeout(0.1)
+        self.on_new_peer: Callable[[], None] | None = None  # never: UDP has no connections
+        self._stats = SourceStats()
+
+    def _join(self, family: int, group: str, interface: str | None) -> None:
+        if family == socket.AF_INET6:
+            mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", interface_index(interface))
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+        else:
+            mreq = socket.inet_aton(group) + socket.inet_aton(interface or "0.0.0.0")
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
+    def receive(self, buf: bytearray, timeout: float = 0.1) -> tuple[int, tuple | None]:
+        """Wait up to ``timeout`` s for one datagram: (length, sender) or (0, None)."""
+        self.sock.settimeout(timeout)
+        try:
+            n, peer = self.sock.recvfrom_into(buf)
+        except (socket.timeout, OSError):
+            return 0, None
+        return n, peer
+
+    def stats(self) -> SourceStats:
+        return self._stats
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,89 @@
+"""The sender's half of the wire: encoded blocks -> datagrams.
+
+`Packetizer` encodes one block, adds as many copies of the packets before it
+as fit in one datagram (``redundancy``), stamps the header (stream id,
+sequence, timestamp, the JACK transport's state) and cuts fragments where a
+packet exceeds the MTU.  No I/O: the `Sender` hands the datagrams to its
+link, and tests build real streams with it.
+"""
+from __future__ import annotations
+
+import secrets
+from collections import deque
+
+import numpy as np
+
+from jacknet.codecs import Encoder
+from jacknet.net import protocol
+
+
+class Packetizer:
+    """One stream's packets.
+
+    Parameters
+    ----------
+    encoder : Encoder
+        Turns a block into a payload.
+    channels, rate, frames : int
+        The stream's format (``frames`` per packet).
+    mtu : int
+        Largest datagram, header included.
+    redundancy : int
+        Earlier packets to carry in each datagram, as far as they fit.
+    fec : bool
+        Set the header's FEC flag (Opus in-band FEC).
+    stream_id : int, optional
+        Random if not given (a restarted sender is a new stream).
+    """
+
+    def __init__(self, encoder: Encoder, channels: int, rate: int, frames: int, mtu: int,
+                 redundancy: int = 0, fec: bool = False, stream_id: int | None = None) -> None:
+        self.encoder = encoder
+        self.channels, self.rate, self.frames, self.mtu = channels, rate, frames, mtu
+        self.redundancy = redundancy
+        self.flags = protocol.FLAG_FEC if fec else 0
+        self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
+        self.packets = 0
+        self.copies_left_out = 0
+        self._seq = 0
+        self._history: deque[bytes] = deque(maxlen=redundancy)  # newest first
+
+    def gap(self) -> None:
+        """The audio does not follow on from the last packet: carry no copies
+        across (a copy must be of the packet right before)."""
+        self._history.clear()
+
+    def packet(self, timestamp: int, block: np.ndarray,
+               jack_transport: tuple[int, int] = (0, 0)) -> list[bytes]:
+        """Encode ``block`` (channels x frames) of sender frame ``timestamp``;
+        returns its datagrams."""
+        encoded = self.encoder.encode(block)
+        payload, more = self._with_copies(encoded)
+        header = protocol.Header(self.encoder.codec_id, self.stream_id, self._seq, timestamp,
+                                 self.rate, self.frames, self.channels, flags=self.flags | more,
+                                 transport_state=jack_transport[0],
+                                 transport_frame=jack_transport[1])
+        if self.redundancy:
+            self._history.appendleft(encoded)
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self.packets += 1
+        return protocol.fragment(header, payload, self.mtu)
+
+    def _with_copies(self, encoded: bytes) -> tuple[bytes, int]:
+        """The payload with as many earlier packets as fit in one datagram,
+        and the flag that says so.  A packet that needs fragments goes alone:
+        a bigger datagram would make loss worse, not better."""
+        history = self._history
+        if not self.redundancy:
+            return encoded, 0
+        room = self.mtu - protocol.HEADER_SIZE
+        if protocol.redundant_size(len(encoded), []) > room:
+            self.copies_left_out += len(history)
+            return encoded, 0
+        sizes: list[int] = []
+        for copy in history:
+            if protocol.redundant_size(len(encoded), sizes + [len(copy)]) > room:
+                break
+            sizes.append(len(copy))
+        self.copies_left_out += len(history) - len(sizes)
+        return protocol.pack_redundant(encoded, list(history)[:len(sizes)]), protocol.FLAG_REDUNDANT

@@ -1,0 +1,328 @@
+"""The receiver's path for datagrams, apart from sockets and JACK.
+
+``StreamPipeline.feed(datagram, peer, arrival)`` takes one datagram through
+every stage, in order:
+
+1. **intake**: a unicast UDP receiver plays one sender (`PeerLock`); the
+   header is parsed and validated (`jacknet.net.protocol`);
+2. **reassembly** of fragments into packets;
+3. **admission** of the packet's stream by the jitter buffer (a new stream
+   takes over only once the current one has gone quiet);
+4. **sequencing and decoding** (`Sequencer`: revival from copies and FEC,
+   concealment at the deadline), with a fresh decoder for each stream;
+5. **placement**, directly into the jitter buffer or through a
+   `ClockBridge` that resamples onto the receiver's clock;
+6. **loss accounting** (`LossCounter`).
+
+``tick(now)`` runs what is due without a packet (the bridge's steering,
+concealment at a deadline).  Time is the receiver clock in frames, handed
+in, so tests drive the whole path with a simulated clock and a simulated
+playout (`Playout.run`), with no jackd.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+
+from jacknet.clock.bridge import ClockBridge
+from jacknet.clock.resample import DEFAULT_QUALITY
+from jacknet.codecs import make_decoder
+from jacknet.errors import JacknetError, MalformedPacket
+from jacknet.net import protocol
+from jacknet.net.address import show_address
+from jacknet.recv.jitter import DECODE_LEAD_SECONDS, SWITCH_SECONDS, JitterBuffer
+from jacknet.recv.outcome import Outcome
+from jacknet.recv.sequencer import Sequencer, SequencerStats, seq_ahead
+from jacknet.stats import RateLimitedLog, ReceiverStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IntakeStats:
+    datagrams: int = 0
+    """Datagrams taken in from the sender played (before validation)."""
+    bytes: int = 0
+    """Their bytes."""
+    late: int = 0
+    """Packets that came after their frames were played, revived or concealed."""
+    duplicate: int = 0
+    """Packets (and fragments) that came before."""
+    foreign_sources: int = 0
+    """Datagrams from another address while locked to a sender."""
+    malformed: Counter = field(default_factory=Counter)
+    """Datagrams refused, by reason (`MalformedPacket.reason`)."""
+    internal_errors: int = 0
+    """Bugs caught on the network thread (logged once)."""
+
+
+class PeerLock:
+    """A unicast receiver plays the first sender it hears; another source
+    takes over only once that one has been quiet for ``SWITCH_SECONDS``."""
+
+    def __init__(self, samplerate: int) -> None:
+        self.quiet = round(SWITCH_SECONDS * samplerate)
+        self.peer: tuple | None = None
+        self._seen = 0
+
+    def allows(self, peer: tuple, arrival: int) -> bool:
+        if peer == self.peer:
+            self._seen = arrival
+            return True
+        if self.peer is not None and arrival - self._seen < self.quiet:
+            return False
+        if self.peer is not None:
+            log.warning("sender changed from %s to %s", show_address(self.peer), show_address(peer))
+        self.peer, self._seen = peer, arrival
+        return True
+
+
+class LossCounter:
+    """Loss = sequence numbers never seen (reordered ones are not lost),
+    summed over the streams played."""
+
+    def __init__(self) -> None:
+        self._stream: int | None = None
+        self._first = self._span = self._unique = 0
+        self._before = self._current = 0
+
+    def count(self, stream_id: int, seq: int, duplicate: bool) -> None:
+        if stream_id != self._stream:
+            self._stream, self._first, self._span, self._unique = stream_id, seq, 1, 0
+            self._before += self._current
+            self._current = 0
+        ahead = seq_ahead(seq, self._first)
+        if ahead >= 0:
+            self._span = max(self._span, ahead + 1)
+        self._unique += not duplicate
+        self._current = max(0, self._span - self._unique)
+
+    @property
+    def lost(self) -> int:
+        return self._before + self._current
+
+
+class _Stream:
+    """What one stream id needs: its format, decoder, sequencer and bridge."""
+
+    def __init__(self, header: protocol.Header, sequencer: Sequencer,
+                 bridge: ClockBridge | None) -> None:
+        self.stream_id = header.stream_id
+        self.format = (header.codec, header.channels, header.frames, header.sample_rate)
+        self.sequencer = sequencer
+        self.bridge = bridge
+
+
+class StreamPipeline:
+    """Datagrams in, audio placed in the jitter buffer's ring.
+
+    Parameters
+    ----------
+    jitter : JitterBuffer
+        Where decoded audio goes (and the clock mapping it keeps).
+    channels : int
+        The receiver's channel count (a sender with more plays its first ones).
+    samplerate : int
+        The receiver's rate.
+    lock_sender : bool
+        Play only the first sender heard until it goes quiet (unicast UDP).
+    drift : bool
+        Resample even when the rates match, to follow a drifting clock.
+    resampler : str
+        The converter used when resampling.
+    """
+
+    def __init__(self, jitter: JitterBuffer, channels: int, samplerate: int,
+                 lock_sender: bool = False, drift: bool = False,
+                 resampler: str = DEFAULT_QUALITY) -> None:
+        self.jitter = jitter
+        self.channels = channels
+        self.samplerate = samplerate
+        self.drift = drift
+        self.resampler = resampler
+        self.stats = IntakeStats()
+        self.decoding = SequencerStats()
+        self.loss = LossCounter()
+        self.reassembler = protocol.Reassembler()
+        self.peers = PeerLock(samplerate) if lock_sender else None
+        self.stream: _Stream | None = None
+        self._need = (0, 0)
+        self._mapped_warned = False
+        self._bad = RateLimitedLog(log)
+
+    @property
+    def bridge(self) -> ClockBridge | None:
+        return self.stream.bridge if self.stream else None
+
+    # -- input -------------------------------------------------------------
+    def feed(self, datagram: memoryview | bytes, peer: tuple, arrival: int) -> None:
+        """One datagram from ``peer``, arrived at receiver clock ``arrival``.
+        Never raises: whatever is wrong with it is counted."""
+        s = self.stats
+        try:
+            if self.peers is not None and not self.peers.allows(peer, arrival):
+                s.foreign_sources += 1
+                self._bad("source", "ignoring packets from %s: locked to sender %s "
+                          "(--allow-any-sender to take any)", show_address(peer),
+                          show_address(self.peers.peer))
+                return
+            s.datagrams += 1
+            s.bytes += len(datagram)
+            try:
+                self._handle(datagram, arrival)
+            except MalformedPacket as e:
+                s.malformed[e.reason] += 1
+                self._bad(e.reason, "dropped a malformed packet (%s)", e)
+        except Exception:  # a bug must not silence the link for good: say it, count it, go on
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        self.stats.internal_errors += 1
+        if self.stats.internal_errors == 1:
+            log.exception("error in the receiver's network thread (logged once, "
+                          "counted in internal_errors); please report it")
+
+    def _handle(self, datagram: memoryview | bytes, arrival: int) -> None:
+        header = protocol.parse(datagram)
+        fragments_duplicate = self.reassembler.duplicate
+        whole = self.reassembler.add(header, datagram[protocol.HEADER_SIZE:])
+        self.stats.duplicate += self.reassembler.duplicate - fragments_duplicate
+        if whole is None:
+            return
+        header, payload = whole
+        if header.channels != self.channels and not self._mapped_warned:
+            self._mapped_warned = True
+            log.warning("sender has %d channel(s), this receiver %d: playing the first %d",
+                        header.channels, self.channels, min(header.channels, self.channels))
+        if not self.jitter.admit(header.stream_id, header.timestamp, arrival):
+            return
+        stream = self._stream_for(header)
+        copies: list[bytes] = []
+        if header.flags & protocol.FLAG_REDUNDANT:
+            payload, copies = protocol.split_redundant(payload)
+        try:
+            outcome = stream.sequencer.push(header.seq, header.timestamp, payload, copies, arrival)
+        except ValueError as e:
+            raise MalformedPacket("payload", str(e)) from None
+        if outcome is Outcome.LATE:
+            self.stats.late += 1
+            if stream.sequencer.ordered:
+                self.jitter.missed(self.deadline(header.timestamp), arrival)
+        elif outcome is Outcome.DUPLICATE:
+            self.stats.duplicate += 1
+        if stream.bridge is not None and outcome is not Outcome.DUPLICATE:
+            stream.bridge.arrived(header.timestamp, arrival)
+        self.loss.count(header.stream_id, header.seq, outcome is Outcome.DUPLICATE)
+
+    def _stream_for(self, header: protocol.Header) -> _Stream:
+        """This stream's path, with a fresh decoder for each new stream.  A
+        sender's format is fixed for the life of its stream id, so a packet
+        that claims otherwise is refused rather than reset the decoder."""
+        fmt = (header.codec, header.channels, header.frames, header.sample_rate)
+        old = self.stream
+        if old is not None and header.stream_id == old.stream_id:
+            if fmt != old.format:
+                raise MalformedPacket("format", "codec, channels, frames or rate differ from "
+                                                "the rest of its stream")
+            return old
+        if old is not None and fmt != old.format:
+            log.info("stream format changed: codec %d, %d channel(s), %d frames/packet, %d Hz",
+                     *fmt)
+        self.stream = stream = self._build(header)
+        self._need_margin(header, stream.sequencer.ordered)
+        return stream
+
+    def _build(self, header: protocol.Header) -> _Stream:
+        try:
+            decoder = make_decoder(header.codec)
+        except (ValueError, JacknetError) as e:  # unknown codec, or no libopus here
+            raise MalformedPacket("codec", str(e)) from None
+        jb, rate = self.jitter, self.samplerate
+        bridge = None
+        if self.drift or jb.auto or header.sample_rate != rate:
+            if header.sample_rate != rate:
+                log.info("stream at %d Hz, JACK at %d Hz: resampling", header.sample_rate, rate)
+            bridge = ClockBridge(jb, header.stream_id, header.channels, header.frames,
+                                 header.sample_rate, rate, self.resampler, auto=jb.auto)
+            sink = bridge.place
+        else:
+            sink = partial(jb.insert, header.stream_id)
+        sequencer = Sequencer(decoder, header.channels, header.frames, header.sample_rate,
+                              sink, self.decoding, ordered=bridge is not None,
+                              malformed=self.stats.malformed)
+        return _Stream(header, sequencer, bridge)
+
+    def _need_margin(self, header: protocol.Header, ordered: bool) -> None:
+        """Reviving from a copy or from FEC means waiting one packet for it; a
+        decoder that conceals must do so a little before the playout."""
+        rate = self.samplerate
+        need = (round(header.frames * rate / header.sample_rate)
+                if header.flags & (protocol.FLAG_REDUNDANT | protocol.FLAG_FEC) else 0,
+                round(DECODE_LEAD_SECONDS * rate) if ordered else 0)
+        if need != self._need:
+            self._need = need
+            self.jitter.need_margin(*need)
+
+    # -- time --------------------------------------------------------------
+    def deadline(self, timestamp: int) -> int | None:
+        """Receiver clock by which sender frame ``timestamp`` must be decoded."""
+        bridge = self.bridge
+        return (bridge or self.jitter).deadline(timestamp)
+
+    def tick(self, now: int) -> None:
+        """What is due at receiver clock ``now`` without a packet: steer the
+        resampler, conceal what is still missing at its deadline."""
+        try:
+            if self.stream is None:
+                return
+            if self.stream.bridge is not None:
+                self.stream.bridge.steer()
+            self.stream.sequencer.expire(now, self.deadline)
+        except Exception:
+            self._internal_error()
+
+    def wait(self, now: int, longest: float = 0.1) -> float:
+        """Seconds until the next deadline of a missing frame (at most ``longest``)."""
+        if self.stream is None:
+            return longest
+        deadline = self.stream.sequencer.next_deadline(self.deadline)
+        if deadline is None:
+            return longest
+        return min(longest, max(0.0, (deadline - now) / self.samplerate))
+
+    def resync(self, why: str) -> None:
+        """Measure the mapping afresh (a new TCP connection, say)."""
+        self.jitter.resync(why)
+
+    def latency_frames(self) -> float | None:
+        """The receiver's latency held now (see `JitterBuffer.latency_frames`)."""
+        bridge = self.bridge
+        return (bridge or self.jitter).latency_frames()
+
+    def report(self, out: ReceiverStats) -> None:
+        """Fill in what the pipeline's stages count (taking it changes nothing)."""
+        s, d, jb = self.stats, self.decoding, self.jitter
+        js = jb.stats
+        out.datagrams, out.bytes, out.packets = s.datagrams, s.bytes, js.packets
+        out.lost, out.incomplete = self.loss.lost, self.reassembler.incomplete
+        out.late, out.duplicate = s.late, s.duplicate
+        out.revived, out.fec_recovered = d.revived, d.fec_recovered
+        out.plc_concealed, out.decoder_restarts = d.plc_concealed, d.decoder_restarts
+        out.overruns, out.foreign, out.foreign_sources = js.overruns, js.foreign, s.foreign_sources
+        out.malformed.update(s.malformed)
+        out.internal_errors = s.internal_errors
+        out.relocks, out.tightened, out.loosened = js.relocks, js.tightened, js.loosened
+        ms = 1000.0 / self.samplerate
+        out.fill_ms = jb.fill_frames() * ms
+        out.target_ms = jb.target_frames() * ms
+        latency, slack = self.latency_frames(), jb.least_slack()
+        out.latency_ms = None if latency is None else latency * ms
+        out.slack_ms = None if slack is None else slack * ms
+        bridge = self.bridge
+        if bridge is not None:
+            drift = bridge.drift
+            out.drift_ppm, out.ratio = drift.drift_ppm, drift.ratio
+            out.loop_error_frames, out.loop_jumps = drift.loop_error_frames, drift.loop_jumps
+            out.loop_resyncs, out.jitter_ms = drift.loop_resyncs, bridge.jitter_ms()
