@@ -61,8 +61,8 @@ class Packetizer:
         payload, more = self._with_copies(encoded)
         header = protocol.Header(self.encoder.codec_id, self.stream_id, self._seq, timestamp,
                                  self.rate, self.frames, self.channels, flags=self.flags | more,
-                                 transport_state=jack_transport[0],
-                                 transport_frame=jack_transport[1])
+                                 jack_transport_state=jack_transport[0],
+                                 jack_transport_frame=jack_transport[1])
         if self.redundancy:
             self._history.appendleft(encoded)
         self._seq = (self._seq + 1) & 0xFFFFFFFF

@@ -12,7 +12,7 @@ from jacknet.net.protocol import HEADER_SIZE, Header, Reassembler, fragment, par
 
 H = Header(codec=protocol.CODEC_INT16, stream_id=0xDEADBEEF, seq=7, timestamp=2**40 + 5,
            sample_rate=48000, frames=128, channels=2, payload_len=512,
-           transport_state=1, transport_frame=12345)
+           jack_transport_state=1, jack_transport_frame=12345)
 
 
 def datagram(header: Header = H, payload: bytes = b"\x01" * 512) -> bytes:

@@ -22,7 +22,7 @@ def test_capture_reads_blocks_in_order_across_the_wrap():
     data = np.arange(2 * 5000, dtype=np.float32).reshape(2, 5000)
     pos_seen, got = [], []
     for c in range(0, 5000, 50):
-        cap.push(1000 + c, data[:, c:c + 50], transport_state=1, transport_frame=c)
+        cap.push(1000 + c, data[:, c:c + 50], jack_transport_state=1, jack_transport_frame=c)
         while (pos := cap.read_into(out)) >= 0:
             pos_seen.append(pos)
             got.append(out.copy())

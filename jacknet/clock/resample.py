@@ -31,12 +31,8 @@ class Resampler:
             raise ValueError(f"resampler quality must be one of {', '.join(QUALITIES)}")
         self.channels = channels
         self._state = samplerate.Resampler(quality, channels=channels)
-        self.frames_in = 0
-        self.frames_out = 0
 
     def process(self, block: np.ndarray, ratio: float) -> np.ndarray:
         """Resample ``block`` at ``ratio`` output frames per input frame."""
         out = self._state.process(np.ascontiguousarray(block.T), ratio, end_of_input=False)
-        self.frames_in += block.shape[1]
-        self.frames_out += out.shape[0]
         return np.ascontiguousarray(out.T, dtype=np.float32).reshape(self.channels, -1)

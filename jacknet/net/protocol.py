@@ -39,7 +39,7 @@ MAX_REDUNDANCY = 8
 _COPY_LEN = struct.Struct("!H")
 
 # JACK transport states (jack_transport_state_t), carried as they are.
-TRANSPORT_STATES = (0, 1, 2, 3, 4)
+JACK_TRANSPORT_STATES = (0, 1, 2, 3, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +58,13 @@ class Header:
     frag_count: int = 1
     payload_len: int = 0
     flags: int = 0
-    transport_state: int = 0
-    transport_frame: int = 0
+    jack_transport_state: int = 0
+    jack_transport_frame: int = 0
 
     def pack(self) -> bytes:
-        return HEADER.pack(MAGIC, VERSION, self.codec, self.flags, self.transport_state,
+        return HEADER.pack(MAGIC, VERSION, self.codec, self.flags, self.jack_transport_state,
                            self.stream_id, self.seq, self.timestamp, self.sample_rate,
-                           self.transport_frame, self.frames, self.channels,
+                           self.jack_transport_frame, self.frames, self.channels,
                            self.frag_index, self.frag_count, self.payload_len)
 
 
@@ -88,7 +88,7 @@ def parse(datagram: bytes | memoryview) -> Header:
         raise MalformedPacket("codec", f"codec {codec}")
     if flags & ~KNOWN_FLAGS:
         raise MalformedPacket("flags", f"unknown flag bits {flags:#04x}")
-    if tstate not in TRANSPORT_STATES:
+    if tstate not in JACK_TRANSPORT_STATES:
         raise MalformedPacket("transport", f"transport state {tstate}")
     if not 1 <= channels <= MAX_CHANNELS:
         raise MalformedPacket("channels", f"{channels} channels")

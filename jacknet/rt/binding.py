@@ -111,10 +111,6 @@ class JackClient:
         """JACK's estimate of the current frame time (32 bit, any thread)."""
         return self._client.frame_time
 
-    @property
-    def cpu_load(self) -> float:
-        return self._client.cpu_load()
-
     def register(self, direction: str, count: int, prefix: str) -> list[str]:
         """Register ``count`` audio ports named ``prefix_1`` ... ``prefix_N``.
 
@@ -131,7 +127,7 @@ class JackClient:
         callback = jack._ffi.cast("JackProcessCallback", engine.process_address)
         arg = jack._ffi.cast("void *", engine.state_address)
         if jack._lib.jack_set_process_callback(self._client._ptr, callback, arg) != 0:
-            raise RuntimeError("JACK refused the process callback")
+            raise JacknetError(f"JACK refused the process callback of client '{self.name}'")
         self._engine = engine  # the C state must outlive the callback
         try:
             self._client.activate()

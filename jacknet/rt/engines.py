@@ -76,13 +76,13 @@ class Capture(_Engine):
                                 lib.jn_capture_free), channels)
         self._meta = ffi.new("jn_cycle_meta *")
 
-    def push(self, frame_time: int, block: np.ndarray, transport_state: int = 0,
-             transport_frame: int = 0) -> None:
+    def push(self, frame_time: int, block: np.ndarray, jack_transport_state: int = 0,
+             jack_transport_frame: int = 0) -> None:
         """Append a planar block as a process callback would (for tests)."""
         block = np.ascontiguousarray(block, dtype=np.float32)
         ptrs = ffi.new("float *[]", [ffi.from_buffer("float[]", row) for row in block])
         lib.jn_capture_push(self.state, frame_time, block.shape[1], ptrs,
-                            transport_state, transport_frame)
+                            jack_transport_state, jack_transport_frame)
 
     def read_into(self, out: np.ndarray) -> int:
         """Fill ``out`` (channels x frames, float32, C-contiguous).

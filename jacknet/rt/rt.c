@@ -319,7 +319,6 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
         p->concealed_frames += missing;
         p->underruns += missing != 0;
     }
-    p->played_frames += nframes;
     STORE(&p->now, now);
     STORE(&p->read_end, start + nframes);
     STORE(&p->cycles, p->cycles + 1);

@@ -75,7 +75,6 @@ typedef struct {
     float decay;
     float hold[JN_MAX_CHANNELS];
     uint64_t cycles;
-    uint64_t played_frames;
     uint64_t concealed_frames;
     uint64_t underruns;           /* cycles with at least one frame missing */
 } jn_playout;
