@@ -88,6 +88,10 @@ class ReceiverStats:
     """Frames the playout faded over (rt/rt.c, jn_playout)."""
     underruns: int = 0
     """Cycles with a gap (rt/rt.c, jn_playout)."""
+    nonfinite_samples: int = 0
+    """NaN or Inf samples a packet or decoder produced, played as silence (rt/rt.c, jn_playout)."""
+    limited_samples: int = 0
+    """Samples beyond the stream's ceiling, played at it (rt/rt.c, jn_playout)."""
     relocks: int = 0
     """Re-syncs of the clock mapping (recv.jitter.JitterStats)."""
     tightened: int = 0

@@ -101,13 +101,23 @@ def record(cap: Capture, period: int, seconds: float,
     return [np.concatenate(s) for s in stretches if s]
 
 
-def measure(stretches: list[np.ndarray], rate: int, seconds: float) -> tuple[float, np.ndarray]:
+def measure(stretches: list[np.ndarray], rate: int, seconds: float,
+            window: float = 0.1, hop: float | None = None) -> tuple[float, np.ndarray]:
     """The tone's frequency (over the longest stretch) and the SNR of every
     window of every stretch, once most of ``seconds`` is known to be there."""
     recorded = sum(len(s) for s in stretches)
     assert recorded >= 0.8 * seconds * rate, [len(s) for s in stretches]
     freq = tone_frequency(max(stretches, key=len), rate)
-    return freq, np.concatenate([window_snrs_db(s, rate, freq) for s in stretches])
+    return freq, np.concatenate([window_snrs_db(s, rate, freq, window, hop) for s in stretches])
+
+
+def skipped_sample_snr_db(rate: int, freq: float, window: float, hop: float) -> float:
+    """The worst window SNR of a clean tone with one sample skipped (about
+    30 dB whatever the window): a recording whose windows all stay well above
+    it has no skipped or repeated sample."""
+    t = np.arange(round(20 * window * rate) + 1)
+    x = np.delete(np.sin(2 * np.pi * freq * t / rate), len(t) // 2 + round(0.3 * window * rate))
+    return float(window_snrs_db(x, rate, freq, window, hop).min())
 
 
 def tone_frequency(x: np.ndarray, rate: int) -> float:
@@ -118,17 +128,21 @@ def tone_frequency(x: np.ndarray, rate: int) -> float:
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / len(x)
 
 
-def window_snrs_db(x: np.ndarray, rate: int, freq: float, window: float = 0.1) -> np.ndarray:
-    """Each window fitted with a sinusoid near ``freq``: its SNR.
+def window_snrs_db(x: np.ndarray, rate: int, freq: float, window: float = 0.1,
+                   hop: float | None = None) -> np.ndarray:
+    """Each window (of ``window`` seconds, one every ``hop``, by default
+    side by side) fitted with a sinusoid near ``freq``: its SNR.
     The t·sin and t·cos terms let the fit follow the small, slow frequency
     wobble of the drift loop; a gap, a click or a skipped sample still shows
-    as a bad window."""
+    as a bad window.  Short windows follow the wobble more closely, and
+    overlapping ones put every sample in the middle of one of them."""
     n = int(window * rate)
+    step = int((hop or window) * rate)
     t = np.arange(n) / rate
     s, c = np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)
     basis = np.stack([s, c, t * s, t * c], axis=1)
     out = []
-    for i in range(0, len(x) - n + 1, n):
+    for i in range(0, len(x) - n + 1, step):
         seg = x[i:i + n].astype(np.float64)
         coef, *_ = np.linalg.lstsq(basis, seg, rcond=None)
         residual = seg - basis @ coef

@@ -33,6 +33,9 @@ class Encoder(Protocol):
 class Decoder(Protocol):
     codec_id: int
     stateful: bool
+    ceiling: float
+    """The largest magnitude its stream can honestly carry: the playout
+    stores anything beyond it at it, counted (``limited_samples``)."""
 
     def decode(self, payload: bytes, channels: int, frames: int, rate: int) -> np.ndarray:
         """Raise ValueError when the payload cannot be this block's."""

@@ -40,6 +40,14 @@ _SET_BITRATE, _SET_COMPLEXITY, _SET_INBAND_FEC, _SET_PACKET_LOSS_PERC = 4002, 40
 _RESET_STATE = 4028
 _CELT_ONLY_CONFIG = 16  # TOC configs 16..31 are CELT-only: no SILK layer, so no in-band FEC
 _MAX_STREAM_BYTES = 1275  # libopus's largest packet per stream
+# Told to expect this much loss, CELT leans less on the frames before
+# (coarse energy coded more often intra, a weaker pitch pre-filter), so a
+# decoder that lost or concealed frames no longer mis-scales the ones that
+# follow: at 2.5 ms frames and a few % loss that mis-scaling was output at
+# 3 to 20 times the input's peak; with it, at most 1.4 times, for about
+# 0.4 dB of SNR on a clean path.  Without FEC the setting does nothing else;
+# with FEC it is the FEC's own budget, so the user's expected loss stands.
+LOSS_ROBUST_PERCENT = 50
 
 
 def _libopus():
@@ -115,7 +123,8 @@ class OpusEncoder:
         for request, value in ((_SET_BITRATE, settings.bitrate * channels),
                                (_SET_COMPLEXITY, settings.complexity),
                                (_SET_INBAND_FEC, int(settings.fec)),
-                               (_SET_PACKET_LOSS_PERC, settings.expected_loss)):
+                               (_SET_PACKET_LOSS_PERC, settings.expected_loss if settings.fec
+                                else max(settings.expected_loss, LOSS_ROBUST_PERCENT))):
             _check(self._opus.opus_multistream_encoder_ctl(self._enc, request, ctypes.c_int(value)),
                    f"encoder ctl {request}")
         self._pcm = np.zeros((self.frames, channels), np.float32)  # interleaved
@@ -142,6 +151,7 @@ class OpusDecoder:
 
     codec_id = CODEC_OPUS
     stateful = True
+    ceiling = 1.0  # what was sent was at most full scale; beyond it is the codec's overshoot
 
     def __init__(self) -> None:
         self._opus = _libopus()

@@ -80,6 +80,9 @@ class _Concealing:
 
 class Float32Decoder(_Concealing):
     codec_id = CODEC_FLOAT32
+    # float32 carries any level; +12 dBFS is beyond any mix's headroom, so
+    # past it a sender (or a forged packet) is broken, not loud.
+    ceiling = 4.0
 
     def validate(self, payload: bytes, channels: int, frames: int, rate: int = 48000) -> None:
         _check_size(payload, channels, frames, 4)
@@ -122,6 +125,7 @@ class Int16Encoder:
 
 class Int16Decoder(_Concealing):
     codec_id = CODEC_INT16
+    ceiling = 1.0
 
     def validate(self, payload: bytes, channels: int, frames: int, rate: int = 48000) -> None:
         _check_size(payload, channels, frames, 2)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jacknet.clock.autolatency import HEADROOM_SECONDS, margin_for
+from jacknet.clock.autolatency import margin_for
 from jacknet.recv.mapping import ClockMapping, Move
 from jacknet.recv.outcome import Outcome
 from jacknet.recv.policy import MarginPolicy, low_transit
@@ -50,6 +50,7 @@ SWITCH_SECONDS = 0.25   # a stream silent this long yields to a new one
 # wake, decode and write); the buffer adds it to the latency of such streams.
 DECODE_LEAD_SECONDS = 0.001
 SLACK_WINDOW_SECONDS = 5.0  # `slack` is the least over this much recent time
+LOOSEN_STEP_SECONDS = 0.001  # a loosening grows by the lateness seen and this much
 
 
 @dataclass
@@ -226,8 +227,8 @@ class JitterBuffer:
         """A packet came ``arrival - deadline`` frames after its `deadline`, so
         its frame was concealed: as a packet that lands after its playout, it
         says the margin is too small."""
-        if deadline is not None and self.locked:
-            self._partly_late(max(1, arrival - deadline), arrival)
+        if deadline is not None and self.locked and arrival > deadline:
+            self._partly_late(arrival - deadline, arrival)
 
     def insert(self, stream_id: int, timestamp: int, block: np.ndarray, arrival: int,
                measured: bool = True) -> Outcome:
@@ -321,10 +322,17 @@ class JitterBuffer:
         worst = self.policy.partly_late(shortfall, arrival)
         if worst is None:
             return
-        # Fixed margins grow by a whole margin more; auto adds its headroom and
-        # leaves the rest to the measured jitter, which now holds these packets.
-        grow = worst + (round(HEADROOM_SECONDS * self.samplerate) if self.auto
-                        else self.margin.total)
+        # Grow by what would have made the latest of these packets on time,
+        # and a step: never by more, so a burst of lateness under loss cannot
+        # run the latency away, and never past half the ring, which must
+        # still hold the packets that arrive early.
+        step = round(LOOSEN_STEP_SECONDS * self.samplerate)
+        room = self.playout.capacity // 2 - (self.latency_frames() or 0)
+        grow = min(worst + step, room)
+        if grow <= 0:
+            log.warning("packets keep landing up to %d frames late, and the buffer "
+                        "holds all it can (%d frames)", worst, self.latency_frames())
+            return
         log.info("packets keep landing up to %d frames late; buffer grows by %d frames",
                  worst, grow)
         self.stats.loosened += 1

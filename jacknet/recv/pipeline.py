@@ -249,6 +249,7 @@ class StreamPipeline:
             sink = bridge.place
         else:
             sink = partial(jb.insert, header.stream_id)
+        jb.playout.limit = decoder.ceiling
         sequencer = Sequencer(decoder, header.channels, header.frames, header.sample_rate,
                               sink, self.decoding, ordered=bridge is not None,
                               malformed=self.stats.malformed)

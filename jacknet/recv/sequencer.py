@@ -131,11 +131,14 @@ class Sequencer:
                         self.stats.revived += 1
             return outcome
         self.decoder.validate(payload, self.channels, self.frames, self.rate)
+        revived = seq in self._seen
         self._remember(seq, True)
         if self._next is None:
             self._next, self._next_ts = seq, timestamp
         if seq_ahead(seq, self._next) < 0:
-            return Outcome.LATE
+            # Revived from a copy before it came itself: it is not late, and
+            # must not tell the jitter buffer that the margin is too small.
+            return Outcome.DUPLICATE if revived else Outcome.LATE
         outcome = Outcome.HELD
         if seq == self._next and not self._held:
             outcome = self._decode_next(_Held(timestamp, payload, arrival, False), measured=True)
@@ -179,6 +182,8 @@ class Sequencer:
         block = self._decode(held.payload, raises=False)
         if block is None:
             return self._conceal()
+        if held.copy:
+            self._remember(self._next, False)
         self._advance(held.timestamp)
         self._concealed_run = 0
         outcome = self.sink(held.timestamp, block, held.arrival, measured)

@@ -16,6 +16,7 @@ import numpy as np
 from jacknet.rt._rt import ffi, lib
 
 FADE_SECONDS = 0.002  # fade-in after a gap: short enough to be inaudible as a dip, long enough to be no click
+LIMIT = 4.0  # the playout's ceiling until a stream sets its own (+12 dBFS)
 
 
 def _pow2_at_least(n: int) -> int:
@@ -136,8 +137,8 @@ class Playout(_Engine):
     def __init__(self, channels: int, capacity: int, samplerate: int) -> None:
         fade = max(1, round(FADE_SECONDS * samplerate))
         decay = float(np.exp(-1.0 / fade))
-        super().__init__(ffi.gc(lib.jn_playout_new(channels, _pow2_at_least(capacity), fade, decay),
-                                lib.jn_playout_free), channels)
+        super().__init__(ffi.gc(lib.jn_playout_new(channels, _pow2_at_least(capacity), fade, decay,
+                                                   LIMIT), lib.jn_playout_free), channels)
         self.capacity = int(self.state.capacity)
 
     def write(self, index: int, block: np.ndarray) -> None:
@@ -189,3 +190,22 @@ class Playout(_Engine):
     @property
     def underruns(self) -> int:
         return int(self.state.underruns)
+
+    @property
+    def limit(self) -> float:
+        """No sample is stored louder than this (set by the writing thread)."""
+        return float(self.state.limit)
+
+    @limit.setter
+    def limit(self, value: float) -> None:
+        self.state.limit = value
+
+    @property
+    def nonfinite_samples(self) -> int:
+        """NaN or Inf samples written, stored as silence."""
+        return int(self.state.nonfinite_samples)
+
+    @property
+    def limited_samples(self) -> int:
+        """Samples written beyond `limit`, stored at it."""
+        return int(self.state.limited_samples)

@@ -199,7 +199,7 @@ int jn_capture_wait(jn_capture *c, double timeout)
 
 /* ------------------------------------------------------------------ playout */
 
-jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay)
+jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay, float limit)
 {
     if (nch == 0 || nch > JN_MAX_CHANNELS || capacity == 0 || (capacity & (capacity - 1)))
         return NULL;
@@ -218,6 +218,7 @@ jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, f
     p->capacity = capacity;
     p->fade_len = fade_len ? fade_len : 1;
     p->decay = decay;
+    p->limit = limit;
     return p;
 }
 
@@ -231,6 +232,30 @@ void jn_playout_free(jn_playout *p)
 }
 
 /*
+ * The last line of defence before a port: whatever a packet or a decoder
+ * produced, a NaN or Inf is stored as silence and a sample beyond the limit
+ * at the limit, each counted.  Done here, on the writing (network) thread,
+ * so the JACK cycle never pays for it: the playout only copies, fades and
+ * cross-fades stored samples, which cannot leave their range.
+ */
+static void put_safe(jn_playout *p, float *ring, uint64_t idx, const float *src, uint32_t n)
+{
+    uint32_t mask = p->capacity - 1;
+    float limit = p->limit;
+    for (uint32_t i = 0; i < n; i++) {
+        float x = src[i];
+        if (!isfinite(x)) {
+            p->nonfinite_samples++;
+            x = 0.0f;
+        } else if (x > limit || x < -limit) {
+            p->limited_samples++;
+            x = x > 0 ? limit : -limit;
+        }
+        ring[(idx + i) & mask] = x;
+    }
+}
+
+/*
  * Store n frames at ring index idx.  src is planar (src_nch * n); receiver
  * channels the source lacks get silence.  Samples are written before their
  * stamps, so the reader never sees a stamp ahead of its audio.
@@ -241,7 +266,7 @@ void jn_playout_write(jn_playout *p, uint64_t idx, uint32_t n, uint32_t src_nch,
     for (uint32_t ch = 0; ch < p->nch; ch++) {
         float *ring = p->buf + (size_t)ch * p->capacity;
         if (ch < src_nch) {
-            ring_put(ring, p->capacity, idx, src + (size_t)ch * n, n);
+            put_safe(p, ring, idx, src + (size_t)ch * n, n);
         } else {
             for (uint32_t i = 0; i < n; i++)
                 ring[(idx + i) & mask] = 0.0f;

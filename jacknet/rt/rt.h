@@ -77,6 +77,9 @@ typedef struct {
     uint64_t cycles;
     uint64_t concealed_frames;
     uint64_t underruns;           /* cycles with at least one frame missing */
+    float limit;                  /* no stored sample's magnitude exceeds it (writer only) */
+    uint64_t nonfinite_samples;   /* NaN or Inf written: stored as silence */
+    uint64_t limited_samples;     /* written beyond +-limit: stored at the limit */
 } jn_playout;
 
 typedef struct {
@@ -99,7 +102,7 @@ int64_t jn_capture_read(jn_capture *c, float *dst, uint32_t n);
 int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out);
 void jn_capture_skip(jn_capture *c);
 int jn_capture_wait(jn_capture *c, double timeout);
-jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay);
+jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay, float limit);
 void jn_playout_free(jn_playout *p);
 void jn_playout_write(jn_playout *p, uint64_t idx, uint32_t n, uint32_t src_nch, const float *src);
 int jn_playout_has(jn_playout *p, uint64_t idx);
