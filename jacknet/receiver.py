@@ -119,9 +119,5 @@ class Receiver(Node):
                 out.malformed["framing"] = link.framing
         if self.pipeline is not None:
             self.pipeline.report(out)
-            out.concealed_frames = self.playout.concealed_frames
-            out.underruns = self.playout.underruns
-            out.nonfinite_samples = self.playout.nonfinite_samples
-            out.limited_samples = self.playout.limited_samples
         out.xruns = self.jack.xruns if self.jack else 0
         return out

@@ -84,6 +84,10 @@ class ReceiverStats:
     """Datagrams refused, by reason (recv.pipeline.IntakeStats; framing: net.transport.SourceStats)."""
     internal_errors: int = 0
     """Bugs caught on the network thread, logged once (recv.pipeline.IntakeStats)."""
+    strays: int = 0
+    """Packets far off their stream's timeline (forged, broken, replayed), dropped (recv.continuity.ContinuityStats)."""
+    leaps: int = 0
+    """Times a stream's timeline started afresh: the sender's clock jumped (recv.continuity.ContinuityStats)."""
     concealed_frames: int = 0
     """Frames the playout faded over (rt/rt.c, jn_playout)."""
     underruns: int = 0

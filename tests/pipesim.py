@@ -18,6 +18,7 @@ from jacknet.receiver import ring_frames
 from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.pipeline import StreamPipeline
 from jacknet.rt.engines import Playout
+from jacknet.stats import ReceiverStats
 from jacknet.testing.signals import known_music, known_signal
 
 RATE = 48000
@@ -108,6 +109,11 @@ class PipeSim:
         self._pending = events[e:]
         self.out = np.concatenate([self.out, out], axis=1)
         return self
+
+    def stats(self) -> ReceiverStats:
+        out = ReceiverStats()
+        self.pipeline.report(out)
+        return out
 
     def delay(self) -> int:
         """Receiver frame minus sender frame, from the current lock."""

@@ -6,7 +6,7 @@ import numpy as np
 
 from collections import Counter
 
-from jacknet.recv.jitter import SETTLE_SECONDS, JitterBuffer
+from jacknet.recv.jitter import RELOCK_AFTER_OVERRUN, SETTLE_SECONDS, JitterBuffer
 from jacknet.recv.policy import RELOCK_AFTER_LATE
 from jacknet.rt.engines import Playout
 from jacknet.testing.signals import known_signal
@@ -125,7 +125,8 @@ def test_a_restarted_sender_is_taken_over_after_silence():
 def test_a_packet_far_ahead_resyncs():
     jumped = [((k + 1) * N + TRANSIT, 1, k + (5000 if k >= 150 else 0), 0) for k in range(300)]
     sim = Sim().run(jumped)
-    assert sim.jb.stats.overruns == 1 and sim.jb.stats.relocks == 1
+    # One packet far ahead could be a lie: a run of them re-syncs.
+    assert sim.jb.stats.overruns == RELOCK_AFTER_OVERRUN and sim.jb.stats.relocks == 1
     assert sim.exact(200 * PERIOD, 280 * PERIOD)
 
 

@@ -188,6 +188,8 @@ class OpusDecoder:
     def validate(self, payload: bytes, channels: int, frames: int, rate: int = 48000) -> None:
         """Refuse (ValueError) a payload that cannot be an Opus packet of
         ``frames`` samples, before it takes a place in the decoding order."""
+        if rate not in RATES:
+            raise ValueError(f"Opus runs at {', '.join(str(r) for r in RATES)} Hz, not at {rate} Hz")
         if packet_samples(payload, rate) != frames:
             raise ValueError(f"not an Opus packet of {frames} samples per channel")
 

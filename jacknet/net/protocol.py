@@ -168,14 +168,18 @@ class Reassembler:
         self.window = window
         self.incomplete = 0
         self.duplicate = 0
-        self._pending: dict[tuple[int, int], tuple[Header, list[bytes | None]]] = {}
-        self._done: deque[tuple[int, int]] = deque(maxlen=4 * window)
+        self._pending: dict[tuple, tuple[Header, list[bytes | None]]] = {}
+        self._done: deque[tuple] = deque(maxlen=4 * window)
 
     def add(self, header: Header, payload: bytes) -> tuple[Header, bytes] | None:
         """Add one fragment; return (header, payload) once its packet is whole."""
         if header.frag_count == 1:
             return header, bytes(payload)
-        key = (header.stream_id, header.seq)
+        # Fragments that disagree about their packet are of different
+        # packets (one of them forged or broken): each completes on its own,
+        # so a lie cannot keep the real packet from completing.
+        key = (header.stream_id, header.seq, header.timestamp, header.frag_count,
+               header.frames, header.channels)
         entry = self._pending.get(key)
         if entry is None and key in self._done:
             self.duplicate += 1
@@ -187,9 +191,11 @@ class Reassembler:
             entry = (header, [None] * header.frag_count)
             self._pending[key] = entry
         first, parts = entry
-        if (header.frag_count != first.frag_count or header.timestamp != first.timestamp
-                or header.frames != first.frames or header.channels != first.channels):
-            raise MalformedPacket("fragment", "fragment does not match the rest of its packet")
+        if parts[header.frag_index] is not None:
+            # The first copy of a fragment stands, as in IP reassembly: a
+            # second one, the same or not, cannot replace it.
+            self.duplicate += 1
+            return None
         parts[header.frag_index] = bytes(payload)
         if any(p is None for p in parts):
             return None

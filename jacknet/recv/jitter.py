@@ -50,6 +50,7 @@ SWITCH_SECONDS = 0.25   # a stream silent this long yields to a new one
 # wake, decode and write); the buffer adds it to the latency of such streams.
 DECODE_LEAD_SECONDS = 0.001
 SLACK_WINDOW_SECONDS = 5.0  # `slack` is the least over this much recent time
+RELOCK_AFTER_OVERRUN = 4    # packets beyond the ring in a row that re-sync it
 LOOSEN_STEP_SECONDS = 0.001  # a loosening grows by the lateness seen and this much
 
 
@@ -129,12 +130,19 @@ class JitterBuffer:
         self._review_after_lock = False
         self._last_arrival = 0
         self._frames = period
+        self._overrun_run = 0
 
     # -- mapping ---------------------------------------------------------
+    def leap(self, timestamp: int) -> None:
+        """The current stream's timeline leapt to ``timestamp``: map and lock
+        it afresh, as a new stream."""
+        self._start_stream(self.stream_id, timestamp)
+
     def _start_stream(self, stream_id: int, timestamp: int) -> None:
         self.stream_id = stream_id
         self.mapping.start(timestamp, self._next_index)
         self._newest_end = 0
+        self._overrun_run = 0
         self.playout.count_gaps_from(self._next_index)
         self.stats.streams += 1
         self._begin_settle(FIRST_SETTLE_SECONDS)
@@ -283,11 +291,11 @@ class JitterBuffer:
             return Outcome.STORED
 
         # Late replays of old packets must not be able to force a re-sync, so
-        # only fresh ones count towards it.
-        if end > self._newest_end:
-            self._newest_end = end
-            if self.policy.fresh_packet(first < read_end):
-                self._relock("packets keep arriving after their playout time")
+        # only fresh ones count towards it.  The newest end is taken from
+        # packets stored, so one that lies about its place cannot hide the
+        # real ones' lateness for longer than the ring is long.
+        if end > self._newest_end and self.policy.fresh_packet(first < read_end):
+            self._relock("packets keep arriving after their playout time")
         # A partly late packet lies inside the playout window, so it cannot be
         # an old replay: count it even if a later packet overtook it.
         if not self._settling and first < read_end < end:
@@ -296,9 +304,15 @@ class JitterBuffer:
             return Outcome.LATE
         if not fits:
             self.stats.overruns += 1
-            self._relock("packets arrive further ahead than the buffer holds")
+            # One packet that lies about its place must not move the mapping:
+            # only a run of them with nothing stored between.
+            self._overrun_run += 1
+            if self._overrun_run >= RELOCK_AFTER_OVERRUN:
+                self._relock("packets arrive further ahead than the buffer holds")
             return Outcome.OVERRUN
+        self._overrun_run = 0
         pl.write(first, block)
+        self._newest_end = max(self._newest_end, end)
         slack = first - read_end
         tighten = self.policy.review(slack, arrival, self.margin.total)
         if tighten is not None:

@@ -32,6 +32,7 @@ from jacknet.codecs import make_decoder
 from jacknet.errors import JacknetError, MalformedPacket
 from jacknet.net import protocol
 from jacknet.net.address import show_address
+from jacknet.recv.continuity import ContinuityStats, Place, Timeline
 from jacknet.recv.jitter import DECODE_LEAD_SECONDS, SWITCH_SECONDS, JitterBuffer
 from jacknet.recv.outcome import Outcome
 from jacknet.recv.sequencer import Sequencer, SequencerStats, seq_ahead
@@ -88,6 +89,11 @@ class LossCounter:
         self._first = self._span = self._unique = 0
         self._before = self._current = 0
 
+    def restart(self) -> None:
+        """Count the current stream afresh from its next packet (its
+        sequence numbers leapt)."""
+        self._stream = None
+
     def count(self, stream_id: int, seq: int, duplicate: bool) -> None:
         if stream_id != self._stream:
             self._stream, self._first, self._span, self._unique = stream_id, seq, 1, 0
@@ -108,11 +114,12 @@ class _Stream:
     """What one stream id needs: its format, decoder, sequencer and bridge."""
 
     def __init__(self, header: protocol.Header, sequencer: Sequencer,
-                 bridge: ClockBridge | None) -> None:
+                 bridge: ClockBridge | None, timeline: Timeline) -> None:
         self.stream_id = header.stream_id
         self.format = (header.codec, header.channels, header.frames, header.sample_rate)
         self.sequencer = sequencer
         self.bridge = bridge
+        self.timeline = timeline
 
 
 class StreamPipeline:
@@ -144,6 +151,7 @@ class StreamPipeline:
         self.resampler = resampler
         self.stats = IntakeStats()
         self.decoding = SequencerStats()
+        self.continuity = ContinuityStats()
         self.loss = LossCounter()
         self.reassembler = protocol.Reassembler()
         self.peers = PeerLock(samplerate) if lock_sender else None
@@ -199,6 +207,15 @@ class StreamPipeline:
         if not self.jitter.admit(header.stream_id, header.timestamp, arrival):
             return
         stream = self._stream_for(header)
+        place = stream.timeline.place(header.seq, header.timestamp, arrival)
+        if place is Place.STRAY:
+            self._bad("stray", "dropped packets far off their stream's timeline "
+                      "(forged, broken or replayed; counted in strays)")
+            return
+        if place is Place.LEAP:
+            log.warning("stream %08x jumped (sender clock or sequence); playing it afresh from here",
+                        header.stream_id)
+            stream = self._rebuild(header, stream.timeline)
         copies: list[bytes] = []
         if header.flags & protocol.FLAG_REDUNDANT:
             payload, copies = protocol.split_redundant(payload)
@@ -230,11 +247,20 @@ class StreamPipeline:
         if old is not None and fmt != old.format:
             log.info("stream format changed: codec %d, %d channel(s), %d frames/packet, %d Hz",
                      *fmt)
-        self.stream = stream = self._build(header)
+        timeline = Timeline(header.sample_rate, self.samplerate, header.frames, self.continuity)
+        self.stream = stream = self._build(header, timeline)
         self._need_margin(header, stream.sequencer.ordered)
         return stream
 
-    def _build(self, header: protocol.Header) -> _Stream:
+    def _rebuild(self, header: protocol.Header, timeline: Timeline) -> _Stream:
+        """The same stream played afresh after a leap of its timeline: a new
+        decoder and mapping, loss counted from here."""
+        self.jitter.leap(header.timestamp)
+        self.loss.restart()
+        self.stream = stream = self._build(header, timeline)
+        return stream
+
+    def _build(self, header: protocol.Header, timeline: Timeline) -> _Stream:
         try:
             decoder = make_decoder(header.codec)
         except (ValueError, JacknetError) as e:  # unknown codec, or no libopus here
@@ -253,7 +279,7 @@ class StreamPipeline:
         sequencer = Sequencer(decoder, header.channels, header.frames, header.sample_rate,
                               sink, self.decoding, ordered=bridge is not None,
                               malformed=self.stats.malformed)
-        return _Stream(header, sequencer, bridge)
+        return _Stream(header, sequencer, bridge, timeline)
 
     def _need_margin(self, header: protocol.Header, ordered: bool) -> None:
         """Reviving from a copy or from FEC means waiting one packet for it; a
@@ -303,7 +329,8 @@ class StreamPipeline:
         return (bridge or self.jitter).latency_frames()
 
     def report(self, out: ReceiverStats) -> None:
-        """Fill in what the pipeline's stages count (taking it changes nothing)."""
+        """Fill in what the pipeline's stages and its playout count (taking
+        it changes nothing)."""
         s, d, jb = self.stats, self.decoding, self.jitter
         js = jb.stats
         out.datagrams, out.bytes, out.packets = s.datagrams, s.bytes, js.packets
@@ -314,6 +341,10 @@ class StreamPipeline:
         out.overruns, out.foreign, out.foreign_sources = js.overruns, js.foreign, s.foreign_sources
         out.malformed.update(s.malformed)
         out.internal_errors = s.internal_errors
+        out.strays, out.leaps = self.continuity.strays, self.continuity.leaps
+        pl = jb.playout
+        out.concealed_frames, out.underruns = pl.concealed_frames, pl.underruns
+        out.nonfinite_samples, out.limited_samples = pl.nonfinite_samples, pl.limited_samples
         out.relocks, out.tightened, out.loosened = js.relocks, js.tightened, js.loosened
         ms = 1000.0 / self.samplerate
         out.fill_ms = jb.fill_frames() * ms
