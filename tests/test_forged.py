@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from forge import header_lies, mutate, peak
-from pipesim import PEER, RATE, Arrival, PipeSim, Stream, signal
+from jacknet.testing.pipesim import PEER, RATE, Arrival, PipeSim, Stream, signal
 
 N = 128
 SECONDS = 8

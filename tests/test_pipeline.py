@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipesim import Arrival, PipeSim, Stream
+from jacknet.testing.pipesim import Arrival, PipeSim, Stream
 from jacknet.stats import ReceiverStats, as_dict
 
 N = 128

@@ -18,6 +18,9 @@ class Outcome(StrEnum):
     """Every frame of it was already played, revived or concealed."""
     DUPLICATE = "duplicate"
     """It came before."""
+    REVIVED = "revived"
+    """It came after a copy of it was placed: neither late nor lost, and
+    not a duplicate of a packet that came."""
     OVERRUN = "overrun"
     """Further ahead than the ring holds: the buffer re-syncs."""
     FOREIGN = "foreign"

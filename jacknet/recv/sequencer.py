@@ -108,17 +108,21 @@ class Sequencer:
              arrival: int) -> Outcome:
         """One packet and its copies of the packets before it (newest first).
 
-        Returns DUPLICATE if this packet came before, LATE if its frame was
-        already filled, HELD when it waits behind a missing one, else what
-        became of it when it was placed at once."""
+        Returns DUPLICATE if this packet came before, REVIVED if a copy of
+        it came first, LATE if its frame was already filled, HELD when it
+        waits behind a missing one, else what became of it when it was
+        placed at once."""
         if self._first is None:
             self._first = seq
         if self._seen.get(seq):
             return Outcome.DUPLICATE
+        revived = seq in self._seen
         if not self.ordered:
             block = self._decode(payload)  # a payload that is not this block's raises here
             self._remember(seq, True)
             outcome = self.sink(timestamp, block, arrival, True)
+            if revived and outcome is Outcome.DUPLICATE:
+                outcome = Outcome.REVIVED
             for i, copy in enumerate(copies, 1):
                 earlier = (seq - i) & 0xFFFFFFFF
                 if earlier in self._seen or seq_ahead(earlier, self._first) < 0:
@@ -131,14 +135,13 @@ class Sequencer:
                         self.stats.revived += 1
             return outcome
         self.decoder.validate(payload, self.channels, self.frames, self.rate)
-        revived = seq in self._seen
         self._remember(seq, True)
         if self._next is None:
             self._next, self._next_ts = seq, timestamp
         if seq_ahead(seq, self._next) < 0:
             # Revived from a copy before it came itself: it is not late, and
             # must not tell the jitter buffer that the margin is too small.
-            return Outcome.DUPLICATE if revived else Outcome.LATE
+            return Outcome.REVIVED if revived else Outcome.LATE
         outcome = Outcome.HELD
         if seq == self._next and not self._held:
             outcome = self._decode_next(_Held(timestamp, payload, arrival, False), measured=True)
