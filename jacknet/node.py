@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 # default), so the audio thread always wins, but above every ordinary process
 # on a busy machine, so a packet is not held up for a whole time slice.
 DEFAULT_RT_PRIORITY = 5
+# A process callback that has not run for this long while the server's clock
+# moved on is stalled: many periods, but short enough that the graph it holds
+# up comes back within a second or two.
+STALL_SECONDS = 0.5
 
 
 def raise_priority(priority: int) -> None:
@@ -102,12 +106,17 @@ class Node:
     @property
     def jack_lost(self) -> bool:
         """True once the JACK server has shut this client down."""
-        return bool(self.jack and self.jack.shutdown.is_set())
+        return bool(self.jack and self.jack.lost)
 
     @property
     def format_changed(self) -> bool:
         """True once JACK's period or sample rate changed under us."""
-        return bool(self.jack and self.jack.format_changed.is_set())
+        return bool(self.jack and self.jack.format_changed)
+
+    def stalled(self) -> bool:
+        """True once JACK has stopped calling our process callback while its
+        clock runs on (`STALL_SECONDS`): the graph waits for us."""
+        return bool(self.jack and self.jack.stalled(STALL_SECONDS))
 
     def close(self) -> None:
         """Stop the worker, unregister the ports, close the link.  Safe to

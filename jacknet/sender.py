@@ -45,6 +45,7 @@ class Sender(Node):
     """
 
     thread_name = "jacknet-send"
+    capture_class = Capture  # a test may put one whose process callback stalls here
 
     def __init__(self, config: SenderConfig) -> None:
         config.validate()
@@ -76,7 +77,7 @@ class Sender(Node):
         self.packetizer = Packetizer(self.encoder, c.channels, self.rate, self.frames, c.mtu,
                                      c.redundancy, fec=c.codec == "opus" and c.fec,
                                      stream_id=self.stream_id)
-        self.capture = Capture(c.channels, capacity=max(32768, 8 * self.frames))
+        self.capture = self.capture_class(c.channels, capacity=max(32768, 8 * self.frames))
         self.jack.run(self.capture)
 
     def _started(self) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 
 import jack
 
 from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
+from jacknet.rt._rt import ffi as rt_ffi, lib as rt_lib
 from jacknet.rt.engines import _Engine
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,18 @@ def _address(cdata) -> int:
     return int(jack._ffi.cast("uintptr_t", cdata))
 
 
+def _c_function(name: str, jack_type: str):
+    """One of rt.c's functions as a function pointer of JACK-Client's ``jack_type``."""
+    return jack._ffi.cast(jack_type, int(rt_ffi.cast("uintptr_t", rt_ffi.addressof(rt_lib, name))))
+
+
 def _quiet_libjack() -> None:
-    # libjack prints every failed connection attempt to stderr; route it to
-    # the log instead, where -v shows it.
-    jack.set_error_function(lambda msg: log.debug("libjack: %s", msg))
-    jack.set_info_function(lambda msg: log.debug("libjack: %s", msg))
+    # libjack prints every failed connection attempt to stderr, and may call
+    # its message function on its process thread, where no Python may run:
+    # a C function that drops the messages.
+    drop = _c_function("jn_jack_message", "void (*)(const char *)")
+    jack._lib.jack_set_error_function(drop)
+    jack._lib.jack_set_info_function(drop)
 
 
 def how_to_start(server: str | None) -> str:
@@ -69,30 +76,58 @@ class JackClient:
             where = f"named '{server}'" if server else "(default)"
             raise ServerNotRunning(f"no JACK server {where} is running: {how_to_start(server)}") from None
         self.server = server
-        self.xruns = 0
-        self.shutdown = threading.Event()
-        self.shutdown_reason = ""
-        self.format_changed = threading.Event()
-        self._client.set_xrun_callback(self._on_xrun)
-        self._client.set_shutdown_callback(self._on_shutdown)
-        # JACK also calls these at activation; only a real change counts.
+        # Only C callbacks: jack2 calls the buffer-size callback on the process
+        # thread at activation and the shutdown callback there too, and a
+        # Python one would wait there for the GIL.  Rate and period changes
+        # are polled (`format_changed`) instead.
+        self._watch = rt_ffi.new("jn_watch *")
+        arg = jack._ffi.cast("void *", int(rt_ffi.cast("uintptr_t", self._watch)))
+        ptr = self._client._ptr
+        jack._lib.jack_set_xrun_callback(ptr, _c_function("jn_watch_xrun", "JackXRunCallback"), arg)
+        jack._lib.jack_on_info_shutdown(
+            ptr, _c_function("jn_watch_shutdown", "JackInfoShutdownCallback"), arg)
         self._format = (self._client.samplerate, self._client.blocksize)
-        self._client.set_samplerate_callback(lambda rate: self._on_format(0, rate))
-        self._client.set_blocksize_callback(lambda frames: self._on_format(1, frames))
         self._ports: list[jack.OwnPort] = []
         self._engine: _Engine | None = None
+        self._progress = (0, 0)   # engine cycles, server frame: when they last differed
 
-    # JACK's notification thread calls these; they only record.
-    def _on_xrun(self, delayed_usecs: float) -> None:
-        self.xruns += 1
+    @property
+    def xruns(self) -> int:
+        """Xruns the server reported to this client."""
+        return int(self._watch.xruns)
 
-    def _on_shutdown(self, status: jack.Status, reason: str) -> None:
-        self.shutdown_reason = reason
-        self.shutdown.set()
+    @property
+    def lost(self) -> bool:
+        """True once the server has shut this client down (or gone away)."""
+        return bool(self._watch.shutdown)
 
-    def _on_format(self, which: int, value: int) -> None:
-        if self._format[which] != value:
-            self.format_changed.set()
+    @property
+    def shutdown_reason(self) -> str:
+        return rt_ffi.string(self._watch.reason).decode(errors="replace") if self.lost else ""
+
+    @property
+    def format_changed(self) -> bool:
+        """True once the server's sample rate or period differs from the one
+        this client was built for."""
+        if self.lost:
+            return False
+        ptr = self._client._ptr
+        return (jack._lib.jack_get_sample_rate(ptr), jack._lib.jack_get_buffer_size(ptr)) \
+            != self._format
+
+    def stalled(self, seconds: float) -> bool:
+        """True when the process callback has not run while the server's
+        clock moved on by ``seconds`` or more: JACK has stopped calling this
+        client, and waits for it, so the whole graph is held up."""
+        if self._engine is None or self.lost:
+            return False
+        cycles = self._engine.cycles
+        frame = jack._lib.jack_last_frame_time(self._client._ptr)
+        last_cycles, since = self._progress
+        if cycles != last_cycles:
+            self._progress = (cycles, frame)
+            return False
+        return ((frame - since) & 0xFFFFFFFF) >= seconds * self._format[0]
 
     @property
     def name(self) -> str:
@@ -129,6 +164,7 @@ class JackClient:
         if jack._lib.jack_set_process_callback(self._client._ptr, callback, arg) != 0:
             raise JacknetError(f"JACK refused the process callback of client '{self.name}'")
         self._engine = engine  # the C state must outlive the callback
+        self._progress = (engine.cycles, jack._lib.jack_last_frame_time(self._client._ptr))
         try:
             self._client.activate()
         except jack.JackError as e:
@@ -164,6 +200,29 @@ class JackClient:
         if len(candidates) < len(ours):
             log.info("--connect %r matched %d port(s) for %d channel(s); the rest stay unconnected",
                      pattern, len(candidates), len(ours))
+        return made
+
+    def connections(self) -> list[tuple[str, str]]:
+        """Every (source, destination) connection of our ports, whoever made it."""
+        pairs = []
+        for own in self._ports:
+            for other in self._client.get_all_connections(own):
+                pairs.append((other.name, own.name) if own.is_input else (own.name, other.name))
+        return pairs
+
+    def restore(self, pairs: list[tuple[str, str]], old_name: str) -> int:
+        """Make again the connections a client named ``old_name`` had (a
+        rebuilt client may carry another name); returns how many were made.
+        Ports that have gone since are skipped."""
+        made = 0
+        rename = lambda port: (self.name + port[len(old_name):]  # noqa: E731
+                               if port.startswith(old_name + ":") else port)
+        for source, destination in pairs:
+            try:
+                self._client.connect(rename(source), rename(destination))
+                made += 1
+            except jack.JackError:
+                pass
         return made
 
     def connect_ports(self, source: str, destination: str) -> None:

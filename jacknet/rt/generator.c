@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "rt.h"
 
@@ -84,4 +85,16 @@ int jn_generator_process(uint32_t nframes, void *arg)
     }
     STORE(&g->cycles, g->cycles + 1);
     return 0;
+}
+
+/* ----------------------------------------------------------------- stalling */
+
+int32_t jn_test_stall_next;
+
+int jn_stalling_capture_process(uint32_t nframes, void *arg)
+{
+    if (__atomic_exchange_n(&jn_test_stall_next, 0, __ATOMIC_ACQ_REL))
+        for (;;)
+            pause();  /* a cancellation point: closing the client ends the thread */
+    return jn_capture_process(nframes, arg);
 }

@@ -52,6 +52,31 @@ static void ring_get(const float *ring, uint32_t capacity, uint64_t idx, float *
     memcpy(dst + first, ring, (n - first) * sizeof(float));
 }
 
+/* -------------------------------------------------------------------- watch */
+
+int jn_watch_xrun(void *arg)
+{
+    jn_watch *w = arg;
+    __atomic_fetch_add(&w->xruns, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+void jn_watch_shutdown(int code, const char *reason, void *arg)
+{
+    jn_watch *w = arg;
+    (void)code;
+    if (reason) {
+        strncpy(w->reason, reason, sizeof w->reason - 1);
+        w->reason[sizeof w->reason - 1] = 0;
+    }
+    STORE(&w->shutdown, 1);
+}
+
+void jn_jack_message(const char *msg)
+{
+    (void)msg;
+}
+
 /* ------------------------------------------------------------------ capture */
 
 jn_capture *jn_capture_new(uint32_t nch, uint32_t capacity)

@@ -94,6 +94,26 @@ typedef struct {
     uint64_t cycles;
 } jn_generator;
 
+/* What JACK tells a client outside its cycles (xruns, the server's end),
+ * recorded by C callbacks: JACK may call them on its process thread (jack2
+ * calls its shutdown callback there), where no Python may ever run. */
+typedef struct {
+    uint64_t xruns;          /* atomic */
+    int32_t shutdown;        /* atomic: set once the server has let go of us */
+    char reason[256];        /* written before shutdown is set */
+} jn_watch;
+
+int jn_watch_xrun(void *arg);
+void jn_watch_shutdown(int code, const char *reason, void *arg);
+/* libjack's error and info function: libjack may call it on any of its
+ * threads, the process thread among them, so it only drops the message. */
+void jn_jack_message(const char *msg);
+
+/* For tests: the next cycle of a stalling capture never returns, as a
+ * process thread that lost its wake-up (cancelled when JACK closes it). */
+extern int32_t jn_test_stall_next;
+int jn_stalling_capture_process(uint32_t nframes, void *arg);
+
 jn_capture *jn_capture_new(uint32_t nch, uint32_t capacity);
 void jn_capture_free(jn_capture *c);
 void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes, float *const *ins, int32_t tstate, uint32_t tframe);

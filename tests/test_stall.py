@@ -1,0 +1,110 @@
+"""A sender whose process callback JACK stops running (as when libjack's
+process thread loses its wake-up: jackd then waits for it every cycle and
+the whole graph is held up).  The supervisor must notice within a second,
+close the client so the graph runs again, open a new one, restore the
+connections another client had made to it, and have audio flowing again;
+and ordinary start/connect/stop cycles must never look stalled."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from jacknet import Sender, SenderConfig, Supervisor
+from jacknet.rt._rt import lib
+from jacknet.rt.binding import JackClient
+from jacknet.rt.engines import Capture
+from jacknet.testing.jackserver import PrivateServer
+from jacknet.testing.signals import Generator
+from tone import TONE, listening, measure, record, skipped_sample_snr_db
+
+pytestmark = pytest.mark.jack  # each test runs a private jackd
+
+
+class StallingCapture(Capture):
+    """Capture whose next cycle never returns once `jn_test_stall_next` is set."""
+
+    process_name = "jn_stalling_capture_process"
+
+
+class StallingSender(Sender):
+    capture_class = StallingCapture
+
+
+def wait_for(condition, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_stalled_process_callback_is_rebuilt_and_the_graph_runs_again():
+    tag = "jn-stall"
+    with PrivateServer("jacknet-test-stall", 48000, 128, sync=False) as server, \
+            listening(server.name, tag) as (cap, recv):
+        sig = JackClient(f"{tag}-sig", server.name)
+        try:
+            sig.register("out", 1, "out")
+            generator = Generator(1, "tone", tone_hz=TONE, rate=sig.samplerate)
+            sig.run(generator)
+            config = SenderConfig(recv.address[0], recv.address[1], 1, f"{tag}-send",
+                                  server=server.name)
+            stop = threading.Event()
+            supervisor = Supervisor(lambda: StallingSender(config), "send", 0.5, stop=stop,
+                                    on_tick=lambda stats: None)
+            runner = threading.Thread(target=supervisor.run)
+            runner.start()
+            try:
+                assert wait_for(lambda: supervisor.node is not None and supervisor.node.jack, 5)
+                # Connected by another client, not by --connect: the rebuilt
+                # client must get the connection back all the same.
+                sig.connect_ports(f"{tag}-sig:out_1", f"{tag}-send:in_1")
+                assert wait_for(lambda: recv.stats().packets > 200, 5)
+                lib.jn_test_stall_next = 1
+                assert wait_for(lambda: supervisor.stalls == 1 and supervisor.reconnects == 1, 5), \
+                    (supervisor.stalls, supervisor.reconnects)
+                # The rest of the graph runs again, and the audio comes back.
+                cycles = generator.cycles
+                assert wait_for(lambda: generator.cycles > cycles + 100, 3)
+                sent = recv.stats().packets
+                assert wait_for(lambda: recv.stats().packets > sent + 200, 3)
+                assert supervisor.node.jack.connections() == [(f"{tag}-sig:out_1",
+                                                               f"{tag}-send:in_1")]
+                time.sleep(1)  # the receiver's re-sync and fade-in
+                stretches = record(cap, server.period, 2)
+            finally:
+                stop.set()
+                runner.join(10)
+        finally:
+            sig.close()
+    freq, snrs = measure(stretches, 48000, 2, window=0.02, hop=0.01)
+    assert freq == pytest.approx(TONE, abs=0.5)
+    assert snrs.min() >= skipped_sample_snr_db(48000, freq, 0.02, 0.01) + 6, np.sort(snrs)[:5]
+    assert supervisor.stalls == 1
+
+
+def test_fifty_start_connect_stop_cycles_never_stall():
+    tag = "jn-cycles"
+    with PrivateServer("jacknet-test-cycles", 48000, 128, sync=False) as server:
+        sig = JackClient(f"{tag}-sig", server.name)
+        try:
+            sig.register("out", 2, "out")
+            sig.run(Generator(2, "noise"))
+            stalled = []
+            for i in range(50):
+                sender = Sender(SenderConfig("127.0.0.1", 9, 2, f"{tag}-send", server=server.name))
+                with sender:
+                    for ch in (1, 2):
+                        sig.connect_ports(f"{tag}-sig:out_{ch}", f"{sender.jack.name}:in_{ch}")
+                    # Each cycle lives a little longer than the stall threshold.
+                    cycles = sender.capture.cycles
+                    time.sleep(0.6)
+                    if sender.stalled() or sender.capture.cycles < cycles + 100:
+                        stalled.append((i, sender.capture.cycles - cycles))
+            assert stalled == []
+        finally:
+            sig.close()
