@@ -85,21 +85,49 @@ def mutate(real: list[bytes], k: int, rng: random.Random) -> bytes:
     return bytes(d)
 
 
-def header_lies(real: bytes, rng: random.Random) -> bytes:
+def header_lies(real: bytes, rng: random.Random, lies: dict | None = None) -> bytes:
     """``real`` with its timing fields lying (timestamp, sequence number,
-    fragments) and perhaps NaN samples: a forgery that passes validation."""
+    fragments) and perhaps NaN samples: a forgery that passes validation.
+    ``lies`` (from `pick_lies`) makes every fragment of a packet lie alike."""
+    lies = lies or pick_lies(rng)
     d = bytearray(real)
-    _put(d, "timestamp", rng.choice((rng.getrandbits(64), _get(d, "timestamp") + HOUR,
-                                     _get(d, "timestamp") - HOUR,
-                                     _get(d, "timestamp") + rng.randrange(-24000, 24000))))
-    _put(d, "seq", rng.choice((rng.getrandbits(32), _get(d, "seq") + rng.randrange(-3000, 3000))))
-    if rng.random() < 0.2:
-        count = rng.randrange(2, 9)
-        _put(d, "frag_count", count)
-        _put(d, "frag_index", rng.randrange(count))
-    if rng.random() < 0.3 and _get(d, "codec") == 0:
+    ts = _get(d, "timestamp")
+    _put(d, "timestamp", lies["timestamp"] if lies["timestamp_absolute"] else ts + lies["timestamp"])
+    _put(d, "seq", _get(d, "seq") + lies["seq"])
+    if lies["frag_count"]:
+        _put(d, "frag_count", lies["frag_count"])
+        _put(d, "frag_index", min(_get(d, "frag_index"), lies["frag_count"] - 1))
+    if lies["nonfinite"] and _get(d, "codec") == 0:
         nonfinite_payload(d, rng)
     return bytes(d)
+
+
+def pick_lies(rng: random.Random) -> dict:
+    absolute = rng.random() < 0.25
+    return {"timestamp_absolute": absolute,
+            "timestamp": rng.getrandbits(64) if absolute else
+            rng.choice((HOUR, -HOUR, rng.randrange(-24000, 24000))),
+            "seq": rng.choice((rng.getrandbits(32), rng.randrange(-3000, 3000))),
+            "frag_count": rng.randrange(2, 9) if rng.random() < 0.2 else 0,
+            "nonfinite": rng.random() < 0.3}
+
+
+class PacketForger:
+    """``count`` forgeries of every datagram, the fragments of one packet
+    lying alike (so forged packets complete and reach the pipeline)."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.count, self.rng = count, random.Random(seed)
+        self._lies: dict[int, list[dict]] = {}
+
+    def __call__(self, datagram: bytes) -> list[bytes]:
+        seq = _get(datagram, "seq")
+        lies = self._lies.get(seq)
+        if lies is None:
+            if len(self._lies) > 64:
+                self._lies.pop(next(iter(self._lies)))
+            lies = self._lies[seq] = [pick_lies(self.rng) for _ in range(self.count)]
+        return [header_lies(datagram, self.rng, lie) for lie in lies]
 
 
 def peak(x: np.ndarray) -> float:

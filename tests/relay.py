@@ -1,7 +1,9 @@
 """A UDP relay for the tests and benchmarks that injects loss, duplication
 and delay jitter (which reorders), with a seeded random generator so runs
 repeat.  Replies from the target go back the same way, impaired alike, and
-every datagram can also go unharmed to a second target (a clean reference)."""
+every datagram can also go unharmed to a second target (a clean reference).
+Forgeries made from each datagram can go out beside it, from the address the
+real ones come from."""
 from __future__ import annotations
 
 import heapq
@@ -29,6 +31,8 @@ class UdpRelay:
         self._n = 0
         self._client: tuple | None = None
         self._stop = threading.Event()
+        # forge(datagram) -> forgeries sent beside it, from the same address
+        self.forge = None
 
     def start(self, target: tuple[str, int], clean_target: tuple[str, int] | None = None
               ) -> tuple[str, int]:
@@ -79,6 +83,9 @@ class UdpRelay:
                         if self.clean_target is not None:
                             self.out.sendto(data, self.clean_target)
                         self._pass(data, now, self.out, self.target)
+                        forge = self.forge
+                        for forged in forge(data) if forge else ():
+                            self.out.sendto(forged, self.target)
                     elif self._client is not None:  # the target's reply
                         self._pass(data, now, self.sock, self._client)
             except OSError:

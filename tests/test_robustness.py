@@ -15,6 +15,7 @@ import pytest
 from conftest import RATE, Link, run_links
 from jacknet.net import protocol
 from jacknet.stats import as_dict
+from forge import PacketForger
 from relay import UdpRelay
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
@@ -92,6 +93,32 @@ def test_garbage_leaves_the_audio_bit_exact(jack_servers, links, allow_any_sende
     assert stats["relocks"] == 0
     seg = link.checker.current
     assert len(link.checker.segments) == 1 and seg.exact == seg.frames >= 9 * RATE, link.checker.summary()
+
+
+def test_forged_datagrams_from_the_senders_own_address_leave_it_exact(jack_servers, links):
+    # Three forgeries beside every real datagram for 3 s, sent from the
+    # address the real ones come from, with the stream's id: timestamps hours
+    # or half a second away, sequence numbers from nowhere, fragment counts
+    # that lie, NaN samples.
+    relay = UdpRelay(seed=3)
+    link = Link(jack_servers(256), "forged", 2, latency_ms=20, relay=relay)
+    links.append(link)
+    forger = PacketForger(3, seed=9)
+
+    def phases(t: float) -> None:
+        relay.forge = forger if 2 <= t < 5 else None
+
+    run_links(links, 12, during=phases)
+    stats = as_dict(link.receiver.stats())
+    assert stats["strays"] > 500 and stats["internal_errors"] == 0, stats
+    assert stats["nonfinite_samples"] == 0 or stats["strays"] > 0, stats
+    assert stats["lost"] == 0 and stats["fill_ms"] < 1000, stats
+    segments, seg = link.checker.segments, link.checker.current
+    # Never left behind where it locked, and exact again after the forgeries.
+    first = next(s for s in segments if s.delay is not None)
+    assert seg.delay is not None and abs(seg.delay - first.delay) <= RATE // 200, \
+        link.checker.summary()
+    assert seg.clean_tail >= 6 * RATE, (link.checker.summary(), stats)
 
 
 def test_sigterm_shuts_down_cleanly(jack_servers):
