@@ -154,6 +154,20 @@ def test_a_resync_inside_a_disturbance_tightens_again_once_it_passes():
     assert sim.exact(1300 * PERIOD, 1390 * PERIOD)
 
 
+def test_a_disturbance_longer_than_a_review_still_ends_in_the_calm_latency():
+    # Every third packet 140 frames late for 12 s (longer than the five 1 s
+    # windows a review lasts after the loosening), then a calm path: within
+    # 30 s the latency is back to what the path needs.
+    calm = PERIOD + N + TRANSIT + TARGET
+    disturbed = range(150, 150 + 12 * RATE // N)
+    extra = lambda k: 140 if k in disturbed and k % 3 == 0 else 0  # noqa: E731
+    end = disturbed.stop + 30 * RATE // N
+    sim = Sim(cycles=end).run(steady(range(end), extra=extra))
+    assert sim.jb.stats.loosened >= 1 and sim.jb.stats.tightened >= 1
+    assert calm - PERIOD <= sim.delay() <= calm, (sim.delay(), calm)
+    assert sim.exact((end - 100) * PERIOD, (end - 10) * PERIOD)
+
+
 def test_rare_early_arrival_estimates_do_not_drag_the_latency_below_the_path():
     # Every 97th arrival is estimated 100 frames early (a disturbed clock
     # estimate, not a real path); with a disturbance that forces a re-sync.

@@ -10,8 +10,7 @@ import pytest
 
 from jacknet.testing.jackserver import PrivateServer
 from jacknet.stats import as_dict
-from relay import UdpRelay
-from tone import TONE, measure, record, skipped_sample_snr_db, tone_link
+from tone import TONE, listening, measure, record, side_sender, skipped_sample_snr_db
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
 
@@ -20,13 +19,15 @@ RATE = 48000
 
 @pytest.mark.parametrize("jitter_ms", [6])
 def test_auto_settles_above_the_jitter_and_below_twice_it(jitter_ms):
-    relay = UdpRelay(seed=11)
-    relay.impair(jitter=jitter_ms / 1000)
     # A SCHED_FIFO server, as in test_clocks: a cycle the non-RT dummy timer
     # skips on this busy machine is a hiccup of its own, which auto rightly
     # answers by growing, and then needs tens of seconds to come back from.
+    # The tone, sender and jittering relay run in a process of their own:
+    # sharing the receiver's GIL, they could hold its network thread up by
+    # a switch interval (5 ms), a lateness of this process's own making.
     with PrivateServer("jacknet-test-auto", RATE, 128, sync=False, realtime=True) as server, \
-            tone_link(server.name, "auto", relay, latency_ms=None) as (cap, recv):
+            listening(server.name, "auto", latency_ms=None) as (cap, recv), \
+            side_sender(server.name, recv.address[1], "--jitter", str(jitter_ms)):
         # Lock on a margin measured in the first 0.25 s (start-up noise and
         # all), hold it 10 s while the jitter is measured, then move toward
         # the margin wanted: down at 0.3 ms a second, up at 1 ms.

@@ -44,8 +44,8 @@ _MAX_STREAM_BYTES = 1275  # libopus's largest packet per stream
 # (coarse energy coded more often intra, a weaker pitch pre-filter), so a
 # decoder that lost or concealed frames no longer mis-scales the ones that
 # follow: at 2.5 ms frames and a few % loss that mis-scaling was output at
-# 3 to 20 times the input's peak; with it, at most 1.4 times, for about
-# 0.4 dB of SNR on a clean path.  Without FEC the setting does nothing else;
+# 3 to 20 times the input's peak; with it, at most 1.4 times, for at most
+# 0.4 dB of SNR on a clean path (docs/codecs.md).  Without FEC the setting does nothing else;
 # with FEC it is the FEC's own budget, so the user's expected loss stands.
 LOSS_ROBUST_PERCENT = 50
 

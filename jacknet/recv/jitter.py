@@ -33,7 +33,7 @@ import numpy as np
 from jacknet.clock.autolatency import margin_for
 from jacknet.recv.mapping import ClockMapping, Move
 from jacknet.recv.outcome import Outcome
-from jacknet.recv.policy import MarginPolicy, low_transit
+from jacknet.recv.policy import TIGHTEN_FRAMES, MarginPolicy, low_transit
 from jacknet.recv.slack import SlackWindow
 from jacknet.rt.engines import Playout
 
@@ -315,6 +315,9 @@ class JitterBuffer:
         self._newest_end = max(self._newest_end, end)
         slack = first - read_end
         tighten = self.policy.review(slack, arrival, self.margin.total)
+        if tighten is None and not self.auto and not self.policy.reviewing \
+                and self.latency_frames() > self.target_frames() + TIGHTEN_FRAMES:
+            self.policy.start_review(arrival)  # grown inside a disturbance that outlasted a review
         if tighten is not None:
             log.info("path calmer again: latency down by %d frames", tighten)
             self.stats.tightened += 1

@@ -14,7 +14,9 @@ out; tests drive the same rules with made-up numbers.
   ``REVIEW_WINDOWS`` windows of ``REVIEW_SECONDS``; in the first window
   whose low percentile exceeds the margin by more than ``TIGHTEN_FRAMES``
   the latency comes back down to leave exactly the margin.  Only a few
-  seconds: slow drift between two machines' cycles must not be chased.
+  seconds: slow drift between two machines' cycles must not be chased.  A
+  buffer still held above its target when a review ends (the disturbance
+  outlasted it) starts another, so it comes back whenever the path calms.
 """
 from __future__ import annotations
 
@@ -89,6 +91,10 @@ class MarginPolicy:
         self._review_until = arrival + round(REVIEW_SECONDS * self.samplerate)
         self._reviews_left = REVIEW_WINDOWS
         self._review_samples = []
+
+    @property
+    def reviewing(self) -> bool:
+        return self._review_until is not None
 
     def review(self, slack: int, arrival: int, margin: int) -> int | None:
         """One packet's slack; returns the frames to tighten by at the end of
