@@ -50,12 +50,15 @@ def assert_no_gap(snrs: np.ndarray, stats: dict) -> None:
     typical, 30 dB at worst (a skipped or repeated sample is about 20).  A
     cycle either server missed (an xrun of its async dummy driver on this
     shared machine) skips audio at that point: the machine, not the link,
-    and each shows as a window or two.  Under the whole suite's load the
-    loop's corrections after such jumps leave a few percent of windows in
-    the 30s, so the bar for the rest is the median."""
+    and each shows as a window or two.  The loop's corrections after such a
+    jump leave the windows of the next second or so in the 20s and 30s: 2 %
+    of the windows may be below 30 dB, and ten more for each xrun seen; the
+    bar for the rest is the median."""
+    xruns = stats["xruns"] + stats["sender_xruns"]
     bad = int(np.sum(snrs < 20))
-    assert bad <= 2 * (stats["xruns"] + stats["sender_xruns"]), (np.sort(snrs)[:5], stats)
-    assert np.mean(snrs >= 30) >= 0.98 and np.median(snrs) >= 45, (np.sort(snrs)[:5], stats)
+    assert bad <= 2 * xruns, (np.sort(snrs)[:5], stats)
+    assert np.sum(snrs < 30) <= 0.02 * len(snrs) + 10 * xruns, (np.sort(snrs)[:5], stats)
+    assert np.median(snrs) >= 45, (np.sort(snrs)[:5], stats)
 
 
 def test_a_44k1_sender_at_256_plays_at_1khz_on_a_48k_receiver_at_128():
