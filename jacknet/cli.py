@@ -1,8 +1,10 @@
-"""Command line: ``jacknet send | recv | demo``.
+"""Command line: ``jacknet send | recv | demo | config check``.
 
-The flags come from the option schema (`jacknet.config`).  A bad flag or
-value prints one line and exits with 2; a missing JACK server prints how to
-start one and exits with 1; SIGINT/SIGTERM stop cleanly (0).
+The flags come from the option schema (`jacknet.config`).  ``--config
+FILE`` reads a TOML file (`jacknet.configfile`) first; the flags given on
+the command line override it.  A bad flag, key or value prints one line and
+exits with 2; a missing JACK server prints how to start one and exits with
+1; SIGINT/SIGTERM stop cleanly (0).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from typing import NoReturn
 
 from jacknet import __version__
 from jacknet.config import (DemoConfig, ReceiverConfig, RunConfig, SenderConfig, add_arguments,
-                            from_args)
+                            from_args, options)
+from jacknet.configfile import build, load, read, render, role_of
 from jacknet.errors import ConfigError, JacknetError
 from jacknet.net.address import DEFAULT_PORT, parse_address
 
@@ -28,61 +31,105 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
+    """The parser; ``given_only``: one whose namespace holds only what was given."""
     parser = _Parser(prog="jacknet", description="Network audio links between JACK servers.")
     parser.add_argument("--version", action="version", version=f"jacknet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    config_help = "read options from a TOML file first (flags given here override it)"
 
     s = sub.add_parser("send", help="send JACK inputs to a receiver")
-    s.add_argument("destination", metavar="HOST[:PORT]", help=f"receiver address (port {DEFAULT_PORT})")
+    s.add_argument("destination", metavar="HOST[:PORT]", nargs="?",
+                   help=f"receiver address (port {DEFAULT_PORT}); or [link] host in --config")
+    s.add_argument("--config", metavar="FILE", help=config_help)
     opus = s.add_argument_group("opus", "with --codec opus (the receiver needs no matching flags)")
-    add_arguments(s, SenderConfig, groups={name: opus for name in OPUS_OPTIONS})
-    add_arguments(s, RunConfig)
+    add_arguments(s, SenderConfig, groups={name: opus for name in OPUS_OPTIONS},
+                  given_only=given_only)
+    add_arguments(s, RunConfig, given_only=given_only)
 
     r = sub.add_parser("recv", help="play received audio on JACK outputs")
-    r.add_argument("bind", metavar="[BIND][:PORT]", nargs="?", default="",
+    r.add_argument("bind", metavar="[BIND][:PORT]", nargs="?",
                    help=f"address to listen on (default 0.0.0.0:{DEFAULT_PORT})")
-    add_arguments(r, ReceiverConfig)
-    add_arguments(r, RunConfig)
+    r.add_argument("--config", metavar="FILE", help=config_help)
+    add_arguments(r, ReceiverConfig, given_only=given_only)
+    add_arguments(r, RunConfig, given_only=given_only)
 
     d = sub.add_parser("demo", help="a whole link on a private dummy JACK server, with a test signal")
-    add_arguments(d, DemoConfig)
+    add_arguments(d, DemoConfig, given_only=given_only)
+
+    c = sub.add_parser("config", help="check a config file and show the configuration it gives")
+    c.add_argument("action", choices=["check"])
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
-def _run(make, side: str, args: argparse.Namespace) -> int:
+def _given(argv: list[str], names: set[str]) -> dict:
+    """The options of ``names`` given on the command line (not defaults)."""
+    given = vars(build_parser(given_only=True).parse_args(argv))
+    return {name: value for name, value in given.items() if name in names}
+
+
+def _configs(role: str, args: argparse.Namespace, argv: list[str]) -> tuple:
+    """(side config, RunConfig): the file's values, then the flags given."""
+    side_cls = SenderConfig if role == "send" else ReceiverConfig
+    where = args.config
+    file_values = load(args.config, role)[1] if args.config else {side_cls: {}, RunConfig: {}}
+    layers = {cls: _given(argv, {f.name for f, _ in options(cls)}) for cls in (side_cls, RunConfig)}
+    address = args.destination if role == "send" else args.bind
+    if address:
+        host, port = parse_address(address, "127.0.0.1" if role == "send" else "0.0.0.0")
+        layers[side_cls]["host"] = host
+        if address.count(":") == 1 or "]:" in address:  # a port given, not only a host
+            layers[side_cls]["port"] = port
+    elif role == "send" and "host" not in file_values[side_cls]:
+        raise ConfigError("give the receiver's address: HOST[:PORT], or [link] host in --config")
+    return (build(side_cls, file_values[side_cls], layers[side_cls], where=where),
+            build(RunConfig, file_values[RunConfig], layers[RunConfig], where=where))
+
+
+def _run(make, side: str, run: RunConfig) -> int:
     from jacknet.daemon import Supervisor
-    run = from_args(RunConfig, args)
     return Supervisor(make, side, run.stats_interval, run.seconds).run()
 
 
-def _send(args: argparse.Namespace) -> int:
+def _send(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.sender import Sender
-    host, port = parse_address(args.destination, "127.0.0.1")
-    config = from_args(SenderConfig, args, host=host, port=port)
-    return _run(lambda: Sender(config), "send", args)
+    config, run = _configs("send", args, argv)
+    return _run(lambda: Sender(config), "send", run)
 
 
-def _recv(args: argparse.Namespace) -> int:
+def _recv(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.receiver import Receiver
-    host, port = parse_address(args.bind, "0.0.0.0")
-    config = from_args(ReceiverConfig, args, host=host, port=port)
-    return _run(lambda: Receiver(config), "recv", args)
+    config, run = _configs("recv", args, argv)
+    return _run(lambda: Receiver(config), "recv", run)
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.daemon import stop_on_signals
     from jacknet.testing.demo import run_demo
     return run_demo(from_args(DemoConfig, args), stop_on_signals())
 
 
+def _config(args: argparse.Namespace, argv: list[str]) -> int:
+    role = role_of(read(args.file), args.file)
+    _, values = load(args.file, role)
+    side_cls = SenderConfig if role == "send" else ReceiverConfig
+    if role == "send" and "host" not in values[side_cls]:
+        raise ConfigError(f"{args.file}: [link] host is missing: the receiver's address")
+    configs = {cls: build(cls, values[cls], where=args.file) for cls in values}
+    print(render(role, configs), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    commands = {"send": _send, "recv": _recv, "demo": _demo}
+    commands = {"send": _send, "recv": _recv, "demo": _demo, "config": _config}
     try:
-        return commands[args.command](args)
+        return commands[args.command](args, argv)
     except ConfigError as e:
         print(f"jacknet {args.command}: error: {e}", file=sys.stderr)
         return 2

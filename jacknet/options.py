@@ -152,8 +152,11 @@ class Bitrate(Kind):
         return self._check_kbps(kbps)
 
     def check(self, value: Any) -> int:
+        """Bits per second, or text as on the command line (``"96k"``)."""
+        if isinstance(value, str):
+            return self.parse(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{value!r} is not a bitrate in kbit/s")
+            raise ValueError(f"{value!r} is not a bitrate in bits/s (or \"96k\")")
         return self._check_kbps(value / 1000)
 
     @staticmethod
@@ -237,18 +240,23 @@ def from_mapping(cls, data: dict, where: str = "config"):
 
 # -- the command line ------------------------------------------------------------
 
-def add_arguments(parser, cls, skip: tuple[str, ...] = (), groups: dict | None = None) -> None:
+def add_arguments(parser, cls, skip: tuple[str, ...] = (), groups: dict | None = None,
+                  given_only: bool = False) -> None:
     """One flag per option of ``cls`` (``--frames-per-packet`` for
     ``frames_per_packet``), whose value, once parsed, is already checked.
-    ``groups`` maps a field name to the argparse group it goes in."""
+    ``groups`` maps a field name to the argparse group it goes in.
+    ``given_only``: no defaults, so the parsed namespace holds only the
+    flags given (what overrides a config file)."""
     for f, option in options(cls):
         if not option.flag or f.name in skip:
             continue
         target = (groups or {}).get(f.name, parser)
         flags = [f"-{option.short}"] if option.short else []
         flags.append("--" + key_of(f))
+        default = argparse.SUPPRESS if given_only else f.default
         if isinstance(option.kind, Flag):
-            target.add_argument(*flags, dest=f.name, action="store_true", help=option.help)
+            target.add_argument(*flags, dest=f.name, action="store_true", help=option.help,
+                                **({"default": default} if given_only else {}))
             continue
 
         def parse(text: str, kind: Kind = option.kind) -> Any:
@@ -257,7 +265,7 @@ def add_arguments(parser, cls, skip: tuple[str, ...] = (), groups: dict | None =
             except ValueError as e:
                 raise argparse.ArgumentTypeError(str(e)) from None
 
-        target.add_argument(*flags, dest=f.name, type=parse, default=f.default,
+        target.add_argument(*flags, dest=f.name, type=parse, default=default,
                             metavar=option.kind.metavar, help=option.help)
 
 
