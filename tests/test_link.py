@@ -13,10 +13,16 @@ SECONDS = 11
 
 def assert_exact_tail(link: Link, min_seconds: float) -> None:
     """The last checked stretch is at one constant delay and has no frame
-    that differs (float32: bit-exact; int16: within 1 LSB): no gaps."""
+    that differs (float32: bit-exact; int16: within 1 LSB): no gaps.  It
+    covers what the server played since the warm-up, but for the first
+    half second (the delay is found): ``min_seconds`` of wall clock, or less
+    when the busy machine's dummy server ran slower than the wall clock."""
     seg = link.checker.current
     assert seg is not None and seg.delay is not None, link.checker.segments
-    assert seg.frames >= min_seconds * RATE, link.checker.summary()
+    served = link.checker.served_frames
+    assert seg.frames >= min(min_seconds * RATE, served - RATE // 2), \
+        (link.checker.summary(), served)
+    assert served >= 0.5 * min_seconds * RATE, (link.checker.summary(), served)
     assert seg.exact == seg.frames, link.checker.summary()
     assert link.capture.discontinuities == 0
     assert link.capture.dropped == 0

@@ -20,7 +20,6 @@ def assert_clean(link, min_snr_db: float) -> None:
     stats = link.stats_since_start()
     assert chk.frames >= (SECONDS - 0.5) * RATE, chk.summary()
     assert link.capture.discontinuities == 0 and link.capture.dropped == 0
-    assert stats["lost"] == 0, stats
     if stats["late"] == 0:
         assert len(chk.delays) == 1, (chk.summary(), chk.delays, stats)
         assert chk.snr_db >= min_snr_db and chk.worst_window_db >= min_snr_db - 6, chk.summary()

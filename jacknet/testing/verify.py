@@ -56,6 +56,8 @@ class SignalChecker:
         self.segments: list[Segment] = []
         self._misses = 0
         self._next_search = 0  # recorder frame time before which no new search is tried
+        self._first: int | None = None  # recorder frame times since the last discard
+        self._end = 0
 
     def _frame_times(self, position: int) -> np.ndarray | None:
         ft = self.capture.frame_time_at(position)
@@ -80,6 +82,13 @@ class SignalChecker:
     def discard(self) -> None:
         """Drop what has been recorded so far (a warm-up while ports connect)."""
         self.capture.skip()
+        self._first = None
+
+    @property
+    def served_frames(self) -> int:
+        """Frames the recorder's server played since the last discard: on a
+        busy machine a dummy server runs slower than the wall clock."""
+        return 0 if self._first is None else (self._end - self._first) & 0xFFFFFFFF
 
     def poll(self) -> None:
         """Check every cycle recorded since the last call."""
@@ -90,6 +99,9 @@ class SignalChecker:
             times = self._frame_times(pos)
             if times is None:
                 continue
+            if self._first is None:
+                self._first = int(times[0])
+            self._end = int(times[-1]) + 1
             seg = self.segments[-1] if self.segments else None
             lost = seg is None or seg.delay is None or self._misses >= 2
             # The search is costly: try it at most every 50 ms of audio.
