@@ -5,7 +5,7 @@ clients on two servers at once: a test that links two servers runs its
 sending side through this script.  It prints "ready" once sending and runs
 until SIGTERM.
 
-    python tests/side.py SERVER HOST:PORT [--tone-hz F] [--nominal-rate R] [--jitter MS]
+    python tests/side.py SERVER HOST:PORT [--tone-hz F] [--nominal-rate R]
 
 ``--nominal-rate`` makes the sender stamp R Hz whatever its server really
 runs at: a sound card whose crystal is off (a server at 48048 Hz stamped as
@@ -14,9 +14,6 @@ as one JSON line (its server's xruns explain a glitch in the audio).  jack2's du
 itself: its ``-w`` only picks the period (JackDummyDriver.cpp sets
 ``buffer_size = wait * rate / 1e6``), and the cycle stays period / rate.
 The tone is made at the server's true rate, so it is 1 kHz in real time.
-``--jitter`` sends through a `UdpRelay` (in this process, so its thread
-contends with the sender's, not with the receiver's) that delays each
-datagram by 0..MS ms.
 """
 from __future__ import annotations
 
@@ -31,7 +28,6 @@ from jacknet.testing.signals import Generator
 from jacknet.config import SenderConfig
 from jacknet.sender import Sender
 from jacknet.stats import as_dict
-from relay import UdpRelay
 
 
 def _crystal_off(nominal: int) -> type:
@@ -48,7 +44,6 @@ def main() -> None:
     ap.add_argument("destination")
     ap.add_argument("--tone-hz", type=int, default=1000)
     ap.add_argument("--nominal-rate", type=int)
-    ap.add_argument("--jitter", type=float, default=0.0)
     args = ap.parse_args()
     sender_class = Sender
     if args.nominal_rate:
@@ -60,11 +55,6 @@ def main() -> None:
     source.register("out", 1, "out")
     source.run(Generator(1, "tone", tone_hz=args.tone_hz, rate=source.samplerate))
     host, port = args.destination.rsplit(":", 1)
-    relay = None
-    if args.jitter:
-        relay = UdpRelay(seed=11)
-        relay.impair(jitter=args.jitter / 1000)
-        host, port = relay.start((host, int(port)))
     sender = sender_class(SenderConfig(host, int(port), 1, "side-send", "side-sig:out_.*",
                                  server=args.server)).start()
     print("ready", flush=True)
@@ -72,8 +62,6 @@ def main() -> None:
     print(json.dumps(as_dict(sender.stats())), flush=True)
     sender.close()
     source.close()
-    if relay is not None:
-        relay.close()
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def test_redundancy_revives_every_single_loss(jack_servers, links, codec):
     relay.impair(loss=0.05, single_losses=True)
     run_links(links, SECONDS)
     stats = lossy.stats_since_start()
-    assert relay.dropped > 100 and stats["lost"] > 100
+    assert relay.dropped > 100 and stats["lost"] > 50   # 5 % of some 2000, a few before the start
     assert stats["revived"] == stats["lost"], stats
     assert stats["plc_concealed"] == 0 and stats["concealed_frames"] == 0, stats
     assert clean.stats_since_start()["lost"] == 0
