@@ -1,6 +1,7 @@
 """``--latency auto`` on a real link: the test relay delays each datagram by
-0..J ms (so they also reorder), and the receiver must find a margin above J
-and below twice it, and play a tone through it without a gap."""
+0..J ms (so they also reorder), and the receiver must want a margin above J
+and below twice it, hold at least that and never more without a cause its
+counters show, and play a tone through it without a gap."""
 from __future__ import annotations
 
 import time
@@ -37,9 +38,13 @@ def test_auto_settles_above_the_jitter_and_below_twice_it(jitter_ms):
         time.sleep(24)
         # A stretch is judged if nothing disturbed it: sender and receiver
         # share this process's GIL, and a packet it delivers late beyond the
-        # margin makes auto grow at once (rightly) and come down only slowly.
+        # margin makes auto grow at once (rightly; CI and quiet runs alike
+        # saw packets 20 ms late here) and come down only at SHRINK_PPM.
         # The counters say whether that happened; one stretch of three must
-        # be undisturbed, and in it everything must hold.
+        # be undisturbed.  In it the margin wanted lies between J and 2J,
+        # and the latency held is at least that and never rises: it is at
+        # 2J or on its way down to it.  (That it gets there, and how fast,
+        # tests/test_autolatency.py checks on a simulated clock.)
         for _ in range(3):
             before = as_dict(recv.stats())
             samples: list[dict] = []
@@ -47,13 +52,15 @@ def test_auto_settles_above_the_jitter_and_below_twice_it(jitter_ms):
                                during=lambda: samples.append(as_dict(recv.stats())))
             after = as_dict(recv.stats())
             moved = {k: after[k] - before[k] for k in counters if after[k] != before[k]}
-            held = all(jitter_ms < s["latency_ms"] - period_ms - lead_ms < 2 * jitter_ms
-                       for s in samples)
-            tries.append((moved, max(s["latency_ms"] for s in samples)))
-            if not moved and held:
+            tries.append((moved, [round(s["latency_ms"], 2) for s in samples[::20]]))
+            if not moved:
                 break
         else:
             raise AssertionError(f"no undisturbed stretch in three: {tries}")
+    held = [s["latency_ms"] - period_ms - lead_ms for s in samples]
+    assert min(held) > jitter_ms, tries
+    # Never up by more than the slew's rounding between two polls.
+    assert all(b <= max(a, 2 * jitter_ms) + 0.05 for a, b in zip(held, held[1:])), tries
     for s in samples:
         # The jitter measured, and the margin wanted and held, beyond the
         # receiver's period and decoding lead.

