@@ -94,6 +94,7 @@ def restamped(datagram: bytes, lap: int, packets: int, frames: int) -> bytes:
     return bytes(d)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec, channels, redundancy", [("float32", 2, 0), ("int16", 6, 1),
                                                          ("opus", 2, 1)])
 def test_a_third_of_a_million_mutants_escape_nothing_and_hold_no_memory(codec, channels, redundancy):

@@ -14,6 +14,8 @@ import pytest
 from jacknet.recv.jitter import LOOSEN_STEP_SECONDS
 from jacknet.testing.sweep import points, run_point
 
+pytestmark = pytest.mark.slow  # 51 points, about 50 s
+
 # Opus's own overshoot under loss, measured across the sweep: at most 1.37.
 OPUS_PEAK_RATIO = 1.5
 RECOVERY_SECONDS = 3.0
