@@ -112,7 +112,8 @@ def test_opus_from_a_44k1_server_is_converted_around_the_codec():
             stats = as_dict(recv.stats())
     freq, snrs = measure(stretches, 44100, 5)
     assert abs(freq - TONE) < 0.5
-    assert snrs.min() >= 20, (np.sort(snrs)[:5], stats)
+    # No gap but where the server missed a cycle (an xrun): a window or two each.
+    assert int(np.sum(snrs < 20)) <= 2 * stats["xruns"], (np.sort(snrs)[:5], stats)
     # Sender and receiver share this process, and with it the GIL: on a
     # loaded machine a packet can now and then land after its deadline and
     # be concealed.  Every concealment must be such a packet (none lost, no
