@@ -53,7 +53,12 @@ def test_auto_settles_above_the_jitter_and_below_twice_it(jitter_ms):
             after = as_dict(recv.stats())
             moved = {k: after[k] - before[k] for k in counters if after[k] != before[k]}
             tries.append((moved, [round(s["latency_ms"], 2) for s in samples[::20]]))
-            if not moved:
+            # The meter's 10 s window also holds this machine's own noise: a
+            # stretch whose jitter measured is far above the jitter injected
+            # was disturbed too (CI: 25 ms measured for 6 injected).
+            noisy = max(s["jitter_ms"] for s in samples) >= 1.5 * jitter_ms
+            tries[-1] = (*tries[-1], round(max(s["jitter_ms"] for s in samples), 1))
+            if not moved and not noisy:
                 break
         else:
             raise AssertionError(f"no undisturbed stretch in three: {tries}")
