@@ -10,7 +10,8 @@ until SIGTERM.
 ``--nominal-rate`` makes the sender stamp R Hz whatever its server really
 runs at: a sound card whose crystal is off (a server at 48048 Hz stamped as
 48000 is a clock 1000 ppm fast).  On SIGTERM it prints the sender's stats
-as one JSON line (its server's xruns explain a glitch in the audio).  jack2's dummy driver cannot run fast by
+as one JSON line (its server's xruns explain a glitch in the audio), and
+the frame-time samples under ``"clock"``: how fast its server really ran.  jack2's dummy driver cannot run fast by
 itself: its ``-w`` only picks the period (JackDummyDriver.cpp sets
 ``buffer_size = wait * rate / 1e6``), and the cycle stays period / rate.
 The tone is made at the server's true rate, so it is 1 kHz in real time.
@@ -22,6 +23,7 @@ import json
 import signal
 import sys
 import threading
+import time
 
 from jacknet.rt.binding import JackClient
 from jacknet.testing.signals import Generator
@@ -58,8 +60,10 @@ def main() -> None:
     sender = sender_class(SenderConfig(host, int(port), 1, "side-send", "side-sig:out_.*",
                                  server=args.server)).start()
     print("ready", flush=True)
-    stop.wait()
-    print(json.dumps(as_dict(sender.stats())), flush=True)
+    clock = []
+    while not stop.wait(0.05):
+        clock.append((time.monotonic(), source.frame_time))
+    print(json.dumps({**as_dict(sender.stats()), "clock": clock}), flush=True)
     sender.close()
     source.close()
 

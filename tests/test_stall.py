@@ -18,9 +18,13 @@ from jacknet.rt.binding import JackClient
 from jacknet.rt.engines import Capture
 from jacknet.testing.jackserver import PrivateServer
 from jacknet.testing.signals import Generator
+from jacknet.stats import as_dict
 from tone import TONE, listening, measure, record, skipped_sample_snr_db
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
+
+# Receiver counters of what disturbs the audio from outside the link.
+DISTURBANCES = ("xruns", "late", "plc_concealed", "underruns", "relocks", "loosened")
 
 
 class StallingCapture(Capture):
@@ -75,9 +79,10 @@ def test_a_stalled_process_callback_is_rebuilt_and_the_graph_runs_again():
                 assert supervisor.node.jack.connections() == [(f"{tag}-sig:out_1",
                                                                f"{tag}-send:in_1")]
                 time.sleep(2)  # the receiver takes the new stream: its first lock and fade-in
-                xruns = recv.stats().xruns
+                before = as_dict(recv.stats())
                 stretches = record(cap, server.period, 2)
-                xruns = recv.stats().xruns - xruns
+                after = as_dict(recv.stats())
+                events = {k: after[k] - before[k] for k in DISTURBANCES if after[k] != before[k]}
             finally:
                 stop.set()
                 runner.join(10)
@@ -85,10 +90,11 @@ def test_a_stalled_process_callback_is_rebuilt_and_the_graph_runs_again():
             sig.close()
     freq, snrs = measure(stretches, 48000, 2, window=0.02, hop=0.01)
     assert freq == pytest.approx(TONE, abs=0.5)
-    # Clean but where a cycle the server missed (an xrun) left its mark:
-    # two overlapping windows each.
+    # Clean but where the receiver's counters show this busy machine's mark
+    # (a cycle the server missed, a packet that came late past the 5 ms
+    # margin and was concealed): two overlapping windows each.
     bad = int(np.sum(snrs < skipped_sample_snr_db(48000, freq, 0.02, 0.01) + 6))
-    assert bad <= 2 * xruns, (np.sort(snrs)[:5], xruns)
+    assert bad <= 2 * sum(events.values()), (np.sort(snrs)[:5], events)
     assert supervisor.stalls == 1
 
 

@@ -101,6 +101,20 @@ def record(cap: Capture, period: int, seconds: float,
     return [np.concatenate(s) for s in stretches if s]
 
 
+def frames_per_second(samples: list[tuple[float, int]], start: float = -np.inf,
+                      end: float = np.inf) -> float:
+    """How fast a JACK server's frames really ran between ``start`` and
+    ``end`` (monotonic seconds): the slope of a line through ``samples`` of
+    (``time.monotonic()``, its ``frame_time``), the 32-bit wrap undone.  Two
+    dummy servers on one busy machine drift apart by hundreds of ppm; a
+    test of two clocks compares what the link did with what they did."""
+    t = np.array([s[0] for s in samples if start <= s[0] <= end])
+    f = np.array([s[1] for s in samples if start <= s[0] <= end], np.int64)
+    assert len(t) >= 10, len(t)
+    f = f[0] + np.concatenate([[0], np.cumsum(np.diff(f) % (1 << 32))])
+    return float(np.polyfit(t - t[0], f - f[0], 1)[0])
+
+
 def measure(stretches: list[np.ndarray], rate: int, seconds: float,
             window: float = 0.1, hop: float | None = None) -> tuple[float, np.ndarray]:
     """The tone's frequency (over the longest stretch) and the SNR of every
