@@ -25,7 +25,9 @@ def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: fl
     """Record ``seconds`` of the tone after a 6 s warm-up (the drift loop
     settles in about 5); return its frequency, the SNR of every window and
     the receiver's stats, with ``drift_ppm`` averaged over the recording,
-    the sending server's xruns as ``sender_xruns``, and as ``true_ppm`` how
+    the sending server's xruns as ``sender_xruns``, the packets that came
+    late, the underruns and re-syncs while it recorded as
+    ``events_while_recorded``, and as ``true_ppm`` how
     far the sender's stamps really ran from the receiver's clock meanwhile
     (both servers' frame times against the monotonic clock; the sender
     stamps ``stamped_rate``, by default its server's rate)."""
@@ -39,10 +41,12 @@ def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: fl
             drift_ppm.append(recv.stats().drift_ppm)
             here.append((time.monotonic(), recv.jack.frame_time))
 
-        start = time.monotonic()
+        start, before = time.monotonic(), as_dict(recv.stats())
         stretches = record(cap, receiver.period, seconds, during=sample)
         end = time.monotonic()
         stats = as_dict(recv.stats())
+        stats["events_while_recorded"] = sum(stats[k] - before[k]
+                                             for k in ("late", "underruns", "relocks"))
         stats["drift_ppm"] = float(np.mean(drift_ppm))
     stats["sender_xruns"] = side["xruns"]
     sent = frames_per_second(side["clock"], start, end) / (stamped_rate or sender.rate)
@@ -62,16 +66,18 @@ def assert_no_gap(snrs: np.ndarray, stats: dict) -> None:
     """No gap (a gap or a dropout is far below 20 dB), and clean: 74 dB
     typical, 30 dB at worst (a skipped or repeated sample is about 20).  A
     cycle either server missed (an xrun of its async dummy driver on this
-    shared machine) skips audio at that point: the machine, not the link,
-    and each shows as a window or two.  The loop's corrections after such a
-    jump leave the windows of the next second or so in the 20s and 30s: 2 %
-    of the windows may be below 30 dB, and ten more for each xrun seen; the
-    bar for the rest is the median."""
+    shared machine) skips audio at that point, and a packet this busy
+    process delivered after its deadline (5 ms here) is concealed: the
+    machine, not the link, and each shows as a window or two.  The loop's
+    corrections after such a jump leave the windows of the next second or so
+    in the 20s and 30s: 2 % of the windows may be below 30 dB, and ten more
+    for each xrun seen; the bar for the rest is the median."""
     xruns = stats["xruns"] + stats["sender_xruns"]
     bad = int(np.sum(snrs < 20))
-    assert bad <= 2 * xruns, (np.sort(snrs)[:5], stats)
-    assert np.sum(snrs < 30) <= 0.02 * len(snrs) + 10 * xruns, (np.sort(snrs)[:5], stats)
-    assert np.median(snrs) >= 45, (np.sort(snrs)[:5], stats)
+    said = f"worst windows {np.round(np.sort(snrs)[:5], 1)}, stats {stats}"
+    assert bad <= 2 * (xruns + stats["events_while_recorded"]), said
+    assert np.sum(snrs < 30) <= 0.02 * len(snrs) + 10 * xruns, said
+    assert np.median(snrs) >= 45, said
 
 
 def test_a_44k1_sender_at_256_plays_at_1khz_on_a_48k_receiver_at_128():
