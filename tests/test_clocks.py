@@ -132,7 +132,7 @@ def test_opus_from_a_44k1_server_is_converted_around_the_codec():
     with PrivateServer("jacknet-test-opus44", 44100, 128, sync=False, realtime=True) as server:
         with tone_link(server.name, "op44", codec="opus") as (cap, recv):
             time.sleep(6)
-            applied: list[float] = []
+            applied: list = []
             stretches = record(cap, server.period, 5,
                                during=lambda: applied.append(recv.stats()))
             stats = as_dict(recv.stats())
