@@ -1,4 +1,4 @@
-"""Command line: ``jacknet send | recv | demo | config check``.
+"""Command line: ``jacknet send | recv | demo | status | config check``.
 
 The flags come from the option schema (`jacknet.config`).  ``--config
 FILE`` reads a TOML file (`jacknet.configfile`) first; the flags given on
@@ -57,6 +57,14 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="a whole link on a private dummy JACK server, with a test signal")
     add_arguments(d, DemoConfig, given_only=given_only)
 
+    st = sub.add_parser("status", help="ask running daemons how they are (their status sockets)")
+    st.add_argument("name", metavar="NAME", nargs="?",
+                    help="the daemon's JACK client name (default: every daemon found)")
+    st.add_argument("--json", action="store_true", help="the whole answer, one JSON line each")
+    st.add_argument("--watch", action="store_true", help="ask again every second until Ctrl-C")
+    st.add_argument("--socket", metavar="PATH", help="ask the daemon at this socket")
+    st.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
     c = sub.add_parser("config", help="check a config file and show the configuration it gives")
     c.add_argument("action", choices=["check"])
     c.add_argument("file", metavar="FILE")
@@ -88,21 +96,35 @@ def _configs(role: str, args: argparse.Namespace, argv: list[str]) -> tuple:
             build(RunConfig, file_values[RunConfig], layers[RunConfig], where=where))
 
 
-def _run(make, side: str, run: RunConfig) -> int:
+def _run(make, side: str, name: str, run: RunConfig) -> int:
     from jacknet.daemon import Supervisor
-    return Supervisor(make, side, run.stats_interval, run.seconds).run()
+    from jacknet.service.status import StatusServer, socket_path
+    supervisor = Supervisor(make, side, run.stats_interval, run.seconds,
+                            wait_for_jack=run.wait_for_jack)
+    path = socket_path(name, run.status_socket)
+    status = StatusServer(path, supervisor.status).start() if path else None
+    try:
+        return supervisor.run()
+    finally:
+        if status:
+            status.close()
 
 
 def _send(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.sender import Sender
     config, run = _configs("send", args, argv)
-    return _run(lambda: Sender(config), "send", run)
+    return _run(lambda: Sender(config), "send", config.name, run)
 
 
 def _recv(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.receiver import Receiver
     config, run = _configs("recv", args, argv)
-    return _run(lambda: Receiver(config), "recv", run)
+    return _run(lambda: Receiver(config), "recv", config.name, run)
+
+
+def _status(args: argparse.Namespace, argv: list[str]) -> int:
+    from jacknet.service.status import show_status
+    return show_status(args.name, args.json, args.watch, args.socket)
 
 
 def _demo(args: argparse.Namespace, argv: list[str]) -> int:
@@ -125,9 +147,10 @@ def _config(args: argparse.Namespace, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    commands = {"send": _send, "recv": _recv, "demo": _demo, "config": _config}
+    from jacknet.service.logs import setup
+    setup(args.verbose)
+    commands = {"send": _send, "recv": _recv, "demo": _demo, "config": _config,
+                "status": _status}
     try:
         return commands[args.command](args, argv)
     except ConfigError as e:

@@ -178,6 +178,11 @@ class RunConfig:
                                 live=True)
     seconds: float | None = opt(None, Seconds("N"), "stop after N seconds", "run")
     verbose: bool = opt(False, Flag(), "debug logging", "run", live=True, short="v")
+    wait_for_jack: bool = opt(False, Flag(), "with no JACK server at the start, wait for one "
+                              "(a service does) instead of exiting", "jack")
+    status_socket: str = opt("auto", Text("PATH"), "Unix socket 'jacknet status' asks: a path, "
+                             "auto (the runtime directory, NAME.sock) or off", "status",
+                             key="socket")
 
 
 @dataclass

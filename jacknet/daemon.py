@@ -2,26 +2,41 @@
 rebuild it when the JACK server goes away, changes its period or rate, or
 stops running its process callback; stop on SIGINT/SIGTERM.
 
-The command line calls `Supervisor.run`; systemd notification and a status
-socket hook in at `on_ready` and `on_tick`.
+The `Supervisor` owns the daemon's state (`STATES`): it tells systemd of
+every change (``STATUS=``), pings the watchdog only while the node really
+makes progress (or waits for JACK, as it should), and gives the status
+socket its snapshot (`Supervisor.status`).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import threading
 import time
 from typing import Callable
 
 from jacknet.errors import ServerNotRunning
+from jacknet.net.address import show_address
 from jacknet.node import STALL_SECONDS, Node
-from jacknet.stats import format_line
+from jacknet.service.notify import Notifier
+from jacknet.stats import as_dict, format_line
 
 log = logging.getLogger("jacknet")
 
 REBUILD_SECONDS = 1.0  # how often to look for a JACK server that went away
 HEALTH_SECONDS = 0.25  # how often to look at the node's health (server gone, format, stall)
+# The worker loops at least every 0.1 s and the process callback runs every
+# period: a node whose either stood still this long is not making progress,
+# and the watchdog goes unfed.
+PROGRESS_SECONDS = 1.0
+QUIET_SECONDS = 1.0  # a receiver with no packet for this long says so
+
+# starting: opening the node; waiting: no JACK server yet (or again);
+# running: audio flows through JACK and the link; rebuilding: closing and
+# reopening after trouble; stopping: shutting down.
+STATES = ("starting", "waiting", "running", "rebuilding", "stopping")
 
 
 def stop_on_signals() -> threading.Event:
@@ -53,31 +68,124 @@ class Supervisor:
         Called with the node each time it has (re)started.
     retry : float
         Seconds between attempts to rebuild while no JACK server runs.
+    wait_for_jack : bool
+        With no JACK server at the start, wait for one (else the error goes
+        up to the caller).
+    notifier : Notifier, optional
+        systemd's notification socket (default: from the environment; does
+        nothing outside systemd).
     """
 
     def __init__(self, make: Callable[[], Node], side: str, interval: float,
                  seconds: float | None = None, stop: threading.Event | None = None,
                  on_tick: Callable | None = None, on_ready: Callable[[Node], None] | None = None,
-                 retry: float = REBUILD_SECONDS) -> None:
+                 retry: float = REBUILD_SECONDS, wait_for_jack: bool = False,
+                 notifier: Notifier | None = None) -> None:
         self.make, self.side, self.interval, self.seconds = make, side, interval, seconds
         self.stop = stop
         self.on_tick = on_tick or (lambda stats: print(format_line(side, stats), flush=True))
         self.on_ready = on_ready or (lambda node: None)
         self.retry = retry
+        self.wait_for_jack = wait_for_jack
+        self.notifier = notifier or Notifier()
         self.reconnects = 0
         self.stalls = 0
         self.node: Node | None = None
+        self.state, self.detail, self._since = "starting", "", time.monotonic()
+        self._marks: list[tuple] = []  # (value, when it last moved) per progress counter
+        self._fed_at = -float("inf")
+
+    def _enter(self, state: str, detail: str = "") -> None:
+        """Change state; systemd hears of it in one line."""
+        if (state, detail) != (self.state, self.detail):
+            self.state, self.detail, self._since = state, detail, time.monotonic()
+        self.notifier.status(self.summary())
+
+    def summary(self) -> str:
+        """One line: the state and what it is about."""
+        return f"{self.state}: {self.detail}" if self.detail else self.state
+
+    def _running(self) -> None:
+        """The running state, with where JACK and the link stand."""
+        node = self.node
+        peer, age = node.peer()
+        if self.side == "send":
+            link = f"sending to {peer}"
+        elif age is None:
+            link = f"listening on {show_address(node.address)}, nothing received yet"
+        elif age > QUIET_SECONDS:
+            link = f"no packets from {peer} for over {QUIET_SECONDS:g} s"
+        else:
+            link = f"receiving from {peer}"
+        self._enter("running", f"JACK server '{node.config.server or 'default'}', {link}")
+
+    def _feed_watchdog(self, waiting: bool = False) -> None:
+        """WATCHDOG=1 when due, if the node is making progress: its process
+        callback and its worker both moved within `PROGRESS_SECONDS` (or
+        there is no JACK server, and the daemon waits for one as it should)."""
+        n = self.notifier
+        if n.watchdog_seconds is None:
+            return
+        now = time.monotonic()
+        if not waiting:
+            progress = self.node.progress()
+            if len(self._marks) != len(progress):
+                self._marks = [(None, now)] * len(progress)
+            self._marks = [(v, now) if v != old else (old, t)
+                           for v, (old, t) in zip(progress, self._marks)]
+            if now - min(t for _, t in self._marks) > PROGRESS_SECONDS:
+                return
+        if now - self._fed_at >= min(n.watchdog_seconds / 4, 1.0):
+            self._fed_at = now
+            n.watchdog()
+
+    def status(self) -> dict:
+        """The status socket's answer (`docs/status.md`); changes nothing."""
+        node = self.node
+        out = {"name": None, "role": self.side, "state": self.state, "summary": self.summary(),
+               "state_seconds": round(time.monotonic() - self._since, 3),
+               "reconnects": self.reconnects, "stalls": self.stalls}
+        if node is None:
+            return out
+        config = node.config
+        peer, age = node.peer()
+        jack = node.jack
+        out.update(name=config.name, pid=os.getpid())
+        out["jack"] = {"server": config.server or "default",
+                       "state": "connected" if jack is not None and not jack.lost else "absent",
+                       "client": jack.name if jack is not None else None}
+        out["link"] = {"transport": config.transport, "peer": peer,
+                       "last_packet_seconds": None if age is None else round(age, 3)}
+        if self.side == "recv" and node.address is not None:
+            out["link"]["bind"] = show_address(node.address)
+        made = []
+        if jack is not None and not jack.lost:
+            made = [list(pair) for pair in jack.connections()]
+        out["connections"] = {"wanted": config.connect, "made": made}
+        stats = node.stats()
+        if self.reconnects:
+            stats = dataclasses.replace(stats, reconnects=self.reconnects)
+        out["stats"] = as_dict(stats)
+        return out
 
     def run(self) -> int:
         """Run until stopped; returns the exit code (0).  The first start's
-        errors (no JACK server, a bad address) go up to the caller."""
+        errors (no JACK server unless ``wait_for_jack``, a bad address) go up
+        to the caller."""
         stop = self.stop or stop_on_signals()
         start = time.monotonic()
         deadline = start + self.seconds if self.seconds else None
         next_tick = start + self.interval
-        self.node = self.make().start()
-        self.on_ready(self.node)
         try:
+            if self.wait_for_jack:
+                self.node = self.restart(stop, first=True)
+                if self.node is None:
+                    return 0
+            else:
+                self.node = self.make().start()
+                self._running()
+                self.notifier.ready(self.summary())
+            self.on_ready(self.node)
             while True:
                 now = time.monotonic()
                 wait = min(HEALTH_SECONDS, max(0.0, next_tick - now))
@@ -95,9 +203,13 @@ class Supervisor:
                 why = self._trouble()
                 if why is not None and not self._rebuild(why, stop):
                     break
+                self._running()
+                self._feed_watchdog()
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
+            self._enter("stopping")
+            self.notifier.stopping()
             if self.node is not None:
                 self.node.close()
         return 0
@@ -133,7 +245,11 @@ class Supervisor:
                         STALL_SECONDS)
             self.stalls += 1
         keep = node.jack.connections() if why != "lost" else []
+        self._enter("rebuilding", {"lost": "the JACK server went away", "format":
+                                   "JACK's period or rate changed",
+                                   "stalled": "JACK stopped running our client"}[why])
         node.close()
+        self.node = None  # the status socket says so meanwhile
         self.node = self.restart(stop)
         if self.node is None:
             return False
@@ -144,14 +260,34 @@ class Supervisor:
         self.on_ready(self.node)
         return True
 
-    def restart(self, stop: threading.Event) -> Node | None:
-        """A new node, started; retried while no JACK server runs.  None if
-        stopped first.  A failed attempt leaves nothing open (`Node.start`)."""
+    def restart(self, stop: threading.Event, first: bool = False) -> Node | None:
+        """A new node, started; retried while no JACK server runs (the
+        watchdog fed meanwhile: waiting is what the daemon should do).
+        None if stopped first.  A failed attempt leaves nothing open
+        (`Node.start`).  ``first``: the daemon's start, where systemd hears
+        READY=1 at the first attempt, JACK or not."""
         while True:
+            node = self.make()
             try:
-                node = self.make().start()
-                log.info("link restored on the JACK server")
-                return node
+                node.start()
             except ServerNotRunning:
-                if stop.wait(self.retry):
-                    return None
+                if first and self.state != "waiting":
+                    log.warning("no JACK server '%s' is running; waiting for it",
+                                node.config.server or "default")
+                self._enter("waiting", f"no JACK server '{node.config.server or 'default'}', "
+                            f"trying every {self.retry:g} s")
+                if first:
+                    self.notifier.ready(self.summary())
+                    first = False
+                for _ in range(max(1, round(self.retry / HEALTH_SECONDS))):
+                    self._feed_watchdog(waiting=True)
+                    if stop.wait(self.retry / max(1, round(self.retry / HEALTH_SECONDS))):
+                        return None
+                continue
+            if not first or self.state == "waiting":
+                log.info("link restored on the JACK server")
+            self.node = node
+            self._running()
+            if first:
+                self.notifier.ready(self.summary())
+            return node

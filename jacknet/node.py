@@ -56,6 +56,7 @@ class Node:
         self.link = None  # the net.transport Sink or Source
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.beats = 0  # turns of the worker's loop: the watchdog's sign of life
 
     def start(self):
         """Open everything and start the worker; returns self.
@@ -112,6 +113,16 @@ class Node:
     def format_changed(self) -> bool:
         """True once JACK's period or sample rate changed under us."""
         return bool(self.jack and self.jack.format_changed)
+
+    def progress(self) -> tuple[int, int]:
+        """(cycles of the process callback, turns of the worker's loop): both
+        move while the node is really working."""
+        return (self.jack.cycles if self.jack else 0, self.beats)
+
+    def peer(self) -> tuple[str | None, float | None]:
+        """The far end's address as text, and seconds since the last datagram
+        went to it or came from it (None before the first)."""
+        return None, None
 
     def stalled(self) -> bool:
         """True once JACK has stopped calling our process callback while its

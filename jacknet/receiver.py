@@ -9,6 +9,7 @@ three together: the link, the JACK client and the thread.
 from __future__ import annotations
 
 import logging
+import time
 
 from jacknet.clock.autolatency import MAX_MARGIN_SECONDS
 from jacknet.config import ReceiverConfig
@@ -58,11 +59,12 @@ class Receiver(Node):
         self.playout: Playout | None = None
         self.jitter: JitterBuffer | None = None
         self.pipeline: StreamPipeline | None = None
+        self._last_datagram: tuple | None = None  # (peer, monotonic time), the worker's
 
     @property
-    def address(self) -> tuple[str, int]:
-        """The bound address (useful with port 0)."""
-        return self.link.address
+    def address(self) -> tuple[str, int] | None:
+        """The bound address (useful with port 0); None while closed."""
+        return self.link.address if self.link is not None else None
 
     def _open_link(self):
         c = self.config
@@ -107,7 +109,15 @@ class Receiver(Node):
             now = self._arrival_clock()
             if n:
                 pipeline.feed(view[:n], peer, now)
+                self._last_datagram = (peer, time.monotonic())
             pipeline.tick(now)
+            self.beats += 1
+
+    def peer(self) -> tuple[str | None, float | None]:
+        last = self._last_datagram
+        if last is None:
+            return None, None
+        return show_address(last[0]), time.monotonic() - last[1]
 
     def stats(self) -> ReceiverStats:
         """A snapshot of every counter (taking it changes nothing)."""

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+
 import numpy as np
 
 from jacknet.codecs import Encoder, make_encoder
 from jacknet.codecs.opus import RATES as OPUS_RATES
 from jacknet.config import SenderConfig
+from jacknet.net.address import show_address
 from jacknet.net.transport import open_sink
 from jacknet.node import Node
 from jacknet.packetizer import Packetizer
@@ -56,6 +59,7 @@ class Sender(Node):
         self.capture: Capture | None = None
         self.datagrams = 0
         self.bytes = 0
+        self._last_sent: float | None = None  # monotonic time, the worker's
         self.frames = self.rate = 0
         self.converter: RateConverter | None = None
 
@@ -98,6 +102,7 @@ class Sender(Node):
         cap.skip()
         while not self._stop.is_set():
             cap.wait(0.1)
+            self.beats += 1
             while (pos := cap.read_into(block)) >= 0:
                 if pos != expected:
                     self.packetizer.gap()
@@ -115,6 +120,12 @@ class Sender(Node):
             if self.link.send(datagram):
                 self.datagrams += 1
                 self.bytes += len(datagram)
+                self._last_sent = time.monotonic()
+
+    def peer(self) -> tuple[str | None, float | None]:
+        c = self.config
+        return (show_address((c.host, c.port)),
+                None if self._last_sent is None else time.monotonic() - self._last_sent)
 
     def stats(self) -> SenderStats:
         """A snapshot of every counter (taking it changes nothing)."""

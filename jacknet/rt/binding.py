@@ -130,6 +130,11 @@ class JackClient:
         return ((frame - since) & 0xFFFFFFFF) >= seconds * self._format[0]
 
     @property
+    def cycles(self) -> int:
+        """Cycles our process callback has run (0 before `run`)."""
+        return self._engine.cycles if self._engine is not None else 0
+
+    @property
     def name(self) -> str:
         return self._client.name
 

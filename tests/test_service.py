@@ -1,0 +1,139 @@
+"""The daemon's service face without JACK: systemd notifications on a socket
+the test provides, the status socket, journald log lines."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import stat
+
+import pytest
+
+from jacknet.errors import ConfigError
+from jacknet.service.logs import JournalFormatter, to_journal
+from jacknet.service.notify import Notifier
+from jacknet.service.status import SCHEMA, StatusServer, query, socket_path
+
+
+@pytest.fixture
+def systemd(tmp_path):
+    """A datagram socket standing in for systemd's: yields (environment, read)."""
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(1.0)
+
+    def read() -> list[str]:
+        return sock.recv(4096).decode().split("\n")
+
+    yield {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}, read
+    sock.close()
+
+
+def test_notifications_reach_the_socket_and_an_unchanged_status_is_not_repeated(systemd):
+    env, read = systemd
+    n = Notifier(env)
+    assert n.enabled and n.watchdog_seconds == 2.0
+    n.ready("running: a")
+    assert read() == ["READY=1", "STATUS=running: a"]
+    n.status("running: a")
+    n.status("waiting: b")
+    assert read() == ["STATUS=waiting: b"]
+    n.watchdog()
+    assert read() == ["WATCHDOG=1"]
+    n.reloading()
+    lines = read()
+    assert lines[0] == "RELOADING=1" and lines[1].startswith("MONOTONIC_USEC=")
+    n.stopping()
+    assert read() == ["STOPPING=1"]
+
+
+def test_an_abstract_socket_name_is_understood():
+    name = f"jacknet-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(b"\0" + name.encode())
+        sock.settimeout(1.0)
+        Notifier({"NOTIFY_SOCKET": "@" + name}).watchdog()
+        assert sock.recv(100) == b"WATCHDOG=1"
+
+
+def test_outside_systemd_nothing_is_sent_and_a_watchdog_for_another_process_is_ignored():
+    assert not Notifier({}).enabled
+    Notifier({}).ready("x")  # does nothing, raises nothing
+    n = Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": str(os.getpid() + 1)})
+    assert n.watchdog_seconds is None
+
+
+def test_a_vanished_systemd_socket_is_logged_once_and_never_raised(tmp_path, caplog):
+    n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
+    n.watchdog()
+    n.watchdog()
+    assert not n.enabled
+    assert len([r for r in caplog.records if "cannot notify" in r.message]) == 1
+
+
+def test_the_status_socket_answers_one_json_line_and_only_its_owner_and_group_may_ask(tmp_path):
+    path = tmp_path / "run" / "recv-a.sock"
+    calls = []
+    server = StatusServer(path, lambda: calls.append(1) or {"state": "running"}).start()
+    try:
+        assert query(path) == {"schema": SCHEMA, "state": "running"}
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o750
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+            sock.sendall(b"reboot\n")
+            answer = json.loads(sock.makefile().readline())
+        assert "unknown request" in answer["error"] and len(calls) == 1
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # says nothing at all
+            sock.connect(str(path))
+            sock.shutdown(socket.SHUT_WR)
+            assert json.loads(sock.makefile().readline())["state"] == "running"
+        with pytest.raises(ConfigError, match="another daemon answers there"):
+            StatusServer(path, dict).start()
+    finally:
+        server.close()
+    assert not path.exists()
+
+
+def test_a_stale_socket_of_a_dead_daemon_is_replaced(tmp_path):
+    path = tmp_path / "old.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(path))  # bound, never listening: nobody answers
+    server = StatusServer(path, lambda: {"state": "x"}).start()
+    try:
+        assert query(path)["state"] == "x"
+    finally:
+        server.close()
+
+
+def test_a_failing_snapshot_answers_an_error_and_the_server_goes_on(tmp_path):
+    path = tmp_path / "s.sock"
+    server = StatusServer(path, lambda: 1 / 0).start()
+    try:
+        assert "internal error" in query(path)["error"]
+        assert "internal error" in query(path)["error"]
+    finally:
+        server.close()
+
+
+def test_socket_paths():
+    assert socket_path("a", "off") is None
+    assert socket_path("a", "/x/y.sock").as_posix() == "/x/y.sock"
+    assert socket_path("recv-a").name == "recv-a.sock"
+
+
+def test_journal_lines_carry_a_priority_prefix_and_no_timestamp():
+    fmt = JournalFormatter("%(message)s")
+    record = logging.LogRecord("jacknet", logging.WARNING, "f", 1, "two\nlines", None, None)
+    assert fmt.format(record) == "<4>jacknet: two | lines"
+    record.levelno = logging.DEBUG
+    assert fmt.format(record).startswith("<7>")
+
+
+def test_the_journal_is_recognised_by_the_device_and_inode_of_stderr():
+    st = os.fstat(2)
+    assert to_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    assert not to_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
+    assert not to_journal({})

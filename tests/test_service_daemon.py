@@ -1,0 +1,195 @@
+"""The daemon as systemd runs it, on real dummy JACK servers: READY=1,
+STATUS= and WATCHDOG=1 on a notification socket the test provides (and no
+WATCHDOG=1 once the worker is stuck), waiting for a JACK server that is not
+there yet, and ``jacknet status`` asking a daemon started from its config
+file."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from jacknet import Receiver, ReceiverConfig, Sender, SenderConfig, Supervisor
+from jacknet.daemon import PROGRESS_SECONDS
+from jacknet.service.notify import Notifier
+from jacknet.testing.jackserver import PrivateServer
+
+pytestmark = pytest.mark.jack  # each test runs a private jackd
+
+
+class FakeSystemd:
+    """The notification socket, read by a thread: every message with the
+    monotonic time it came."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.messages: list[tuple[float, list[str]]] = []
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._sock.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.messages.append((time.monotonic(), data.decode().split("\n")))
+
+    def env(self, watchdog_seconds: float = 2.0) -> dict:
+        return {"NOTIFY_SOCKET": str(self.path), "WATCHDOG_USEC": str(int(watchdog_seconds * 1e6))}
+
+    def wait_for(self, predicate, timeout: float) -> tuple[float, list[str]] | None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for message in list(self.messages):
+                if predicate(message[1]):
+                    return message
+            time.sleep(0.02)
+        return None
+
+    def times(self, line: str, after: float = 0.0) -> list[float]:
+        return [t for t, lines in list(self.messages) if line in lines and t >= after]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
+
+
+@pytest.fixture
+def systemd(tmp_path):
+    fake = FakeSystemd(tmp_path / "notify")
+    yield fake
+    fake.close()
+
+
+def supervise(make, side: str, notifier: Notifier, **options):
+    stop = threading.Event()
+    supervisor = Supervisor(make, side, 60, stop=stop, notifier=notifier,
+                            on_tick=lambda stats: None, **options)
+    thread = threading.Thread(target=supervisor.run, daemon=True)
+    thread.start()
+    return supervisor, stop, thread
+
+
+class StuckSender(Sender):
+    """A sender whose worker, once ``stuck`` is set, hangs in its next send."""
+
+    stuck = threading.Event()
+
+    def _send(self, *args) -> None:
+        if self.stuck.is_set():
+            self._stop.wait()
+        super()._send(*args)
+
+
+def test_ready_status_and_the_watchdog_and_a_stuck_worker_starves_the_watchdog(systemd):
+    with PrivateServer("jacknet-test-notify", 48000, 128, sync=False) as server:
+        config = SenderConfig("127.0.0.1", 9, 1, "notify-send", server=server.name)
+        StuckSender.stuck.clear()
+        started = time.monotonic()
+        supervisor, stop, thread = supervise(lambda: StuckSender(config), "send",
+                                             Notifier(systemd.env(2.0)))
+        try:
+            ready = systemd.wait_for(lambda m: "READY=1" in m, 10)
+            assert ready is not None, systemd.messages
+            status = [line for line in ready[1] if line.startswith("STATUS=")]
+            assert status == [f"STATUS=running: JACK server '{server.name}', "
+                              "sending to 127.0.0.1:9"], ready
+            print(f"start to READY=1 with JACK: {ready[0] - started:.2f} s")
+            time.sleep(2)
+            fed = systemd.times("WATCHDOG=1", after=ready[0])
+            assert len(fed) >= 3, systemd.messages  # every 0.5 s (a quarter of 2 s)
+            StuckSender.stuck.set()
+            stuck_at = time.monotonic()
+            time.sleep(PROGRESS_SECONDS + 2.5)
+            late = systemd.times("WATCHDOG=1", after=stuck_at + PROGRESS_SECONDS + 0.5)
+            assert late == [], (stuck_at, systemd.messages[-5:])
+        finally:
+            stop.set()
+            thread.join(10)
+        assert systemd.wait_for(lambda m: m == ["STOPPING=1"], 2), systemd.messages[-3:]
+
+
+def test_with_no_jack_server_it_is_ready_and_waiting_then_links_when_one_comes(systemd):
+    name = "jacknet-test-later"
+    config = ReceiverConfig("127.0.0.1", 0, 1, "later-recv", server=name)
+    started = time.monotonic()
+    supervisor, stop, thread = supervise(lambda: Receiver(config), "recv",
+                                         Notifier(systemd.env(2.0)), wait_for_jack=True,
+                                         retry=0.25)
+    try:
+        ready = systemd.wait_for(lambda m: "READY=1" in m, 5)
+        assert ready is not None, systemd.messages
+        assert f"STATUS=waiting: no JACK server '{name}', trying every 0.25 s" in ready[1]
+        print(f"start to READY=1 without JACK: {ready[0] - started:.2f} s")
+        time.sleep(1.5)
+        assert len(systemd.times("WATCHDOG=1")) >= 2, systemd.messages  # waiting is fine
+        assert supervisor.status()["state"] == "waiting"
+        with PrivateServer(name, 48000, 128, sync=False):
+            up = time.monotonic()
+            running = systemd.wait_for(lambda m: any(line.startswith("STATUS=running:")
+                                                     for line in m), 10)
+            assert running is not None, systemd.messages
+            print(f"JACK up to running: {running[0] - up:.2f} s")
+            status = supervisor.status()
+            assert status["state"] == "running" and status["jack"]["state"] == "connected"
+            assert "nothing received yet" in status["summary"]
+            stop.set()
+            thread.join(10)
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_jacknet_status_asks_a_daemon_started_from_its_config_file(systemd, tmp_path):
+    sock = tmp_path / "status" / "status-recv.sock"
+    config = tmp_path / "recv.toml"
+    with PrivateServer("jacknet-test-status", 48000, 128, sync=False) as server:
+        config.write_text(f'role = "recv"\n[link]\nhost = "127.0.0.1"\nport = 0\n'
+                          f'[jack]\nname = "status-recv"\nserver = "{server.name}"\n'
+                          f'[status]\nsocket = "{sock}"\n[run]\nstats-interval = 0.2\n')
+        env = {**os.environ, **systemd.env(5.0)}
+        daemon = subprocess.Popen([sys.executable, "-m", "jacknet", "recv", "--config", str(config)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            assert systemd.wait_for(lambda m: "READY=1" in m, 10), systemd.messages
+            lines_before = [daemon.stdout.readline() for _ in range(3)]
+            answers = []
+            for _ in range(20):  # many readers, as fast as they come
+                out = subprocess.run([sys.executable, "-m", "jacknet", "status", "--socket",
+                                      str(sock), "--json"], capture_output=True, text=True,
+                                     timeout=20)
+                assert out.returncode == 0, out.stderr
+                answers.append(json.loads(out.stdout))
+            lines_after = [daemon.stdout.readline() for _ in range(3)]
+            human = subprocess.run([sys.executable, "-m", "jacknet", "status", "--socket",
+                                    str(sock)], capture_output=True, text=True, timeout=20)
+        finally:
+            daemon.terminate()
+            out, err = daemon.communicate(timeout=10)
+    answer = answers[-1]
+    assert answer["schema"] == 1 and answer["role"] == "recv" and answer["state"] == "running"
+    assert answer["name"] == "status-recv" and answer["jack"]["server"] == server.name
+    assert answer["link"]["bind"].startswith("127.0.0.1:")
+    assert answer["connections"] == {"wanted": None, "made": []}
+    assert {"packets", "lost", "late", "underruns", "xruns"} <= set(answer["stats"])
+    assert human.stdout.startswith("status-recv [recv] running: JACK server")
+    assert "recv: datagrams=0" in human.stdout
+    # Reading the status changes nothing the stats line prints: the same
+    # fields, and the counters go on as they were.
+    keys = [[kv.split("=")[0] for kv in line.split()] for line in lines_before + lines_after]
+    assert all(k == keys[0] for k in keys), lines_before + lines_after
+    assert daemon.returncode == 0, err
+    assert not sock.exists()
