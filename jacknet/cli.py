@@ -96,11 +96,11 @@ def _configs(role: str, args: argparse.Namespace, argv: list[str]) -> tuple:
             build(RunConfig, file_values[RunConfig], layers[RunConfig], where=where))
 
 
-def _run(make, side: str, name: str, run: RunConfig) -> int:
+def _run(make, side: str, name: str, run: RunConfig, reread) -> int:
     from jacknet.daemon import Supervisor
     from jacknet.service.status import StatusServer, socket_path
     supervisor = Supervisor(make, side, run.stats_interval, run.seconds,
-                            wait_for_jack=run.wait_for_jack)
+                            wait_for_jack=run.wait_for_jack, reread=reread, run_config=run)
     path = socket_path(name, run.status_socket)
     status = StatusServer(path, supervisor.status).start() if path else None
     try:
@@ -113,13 +113,15 @@ def _run(make, side: str, name: str, run: RunConfig) -> int:
 def _send(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.sender import Sender
     config, run = _configs("send", args, argv)
-    return _run(lambda: Sender(config), "send", config.name, run)
+    return _run(lambda: Sender(config), "send", config.name, run,
+                lambda: _configs("send", args, argv))
 
 
 def _recv(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.receiver import Receiver
     config, run = _configs("recv", args, argv)
-    return _run(lambda: Receiver(config), "recv", config.name, run)
+    return _run(lambda: Receiver(config), "recv", config.name, run,
+                lambda: _configs("recv", args, argv))
 
 
 def _status(args: argparse.Namespace, argv: list[str]) -> int:

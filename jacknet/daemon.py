@@ -17,9 +17,10 @@ import threading
 import time
 from typing import Callable
 
-from jacknet.errors import ServerNotRunning
+from jacknet.errors import ConfigError, ServerNotRunning
 from jacknet.net.address import show_address
 from jacknet.node import STALL_SECONDS, Node
+from jacknet.options import key_of, options
 from jacknet.service.notify import Notifier
 from jacknet.stats import as_dict, format_line
 
@@ -39,12 +40,23 @@ QUIET_SECONDS = 1.0  # a receiver with no packet for this long says so
 STATES = ("starting", "waiting", "running", "rebuilding", "stopping")
 
 
-def stop_on_signals() -> threading.Event:
-    """An event that SIGINT and SIGTERM set (call from the main thread)."""
+def stop_on_signals(reload: threading.Event | None = None) -> threading.Event:
+    """An event that SIGINT and SIGTERM set (call from the main thread); SIGHUP
+    sets ``reload``, if given."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if reload is not None:
+        signal.signal(signal.SIGHUP, lambda *_: reload.set())
     return stop
+
+
+def changes(old, new) -> list[tuple[str, object, object, bool]]:
+    """(key, old value, new value, live) for each option that differs
+    between two configs of one class."""
+    return [(key_of(f), getattr(old, f.name), getattr(new, f.name), option.live)
+            for f, option in options(type(old))
+            if getattr(old, f.name) != getattr(new, f.name)]
 
 
 class Supervisor:
@@ -74,13 +86,17 @@ class Supervisor:
     notifier : Notifier, optional
         systemd's notification socket (default: from the environment; does
         nothing outside systemd).
+    reread : callable, optional
+        Reads the configuration again: returns (side config, `RunConfig`).
+        With it, SIGHUP reloads (`reload`).
     """
 
     def __init__(self, make: Callable[[], Node], side: str, interval: float,
                  seconds: float | None = None, stop: threading.Event | None = None,
                  on_tick: Callable | None = None, on_ready: Callable[[Node], None] | None = None,
                  retry: float = REBUILD_SECONDS, wait_for_jack: bool = False,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, reread: Callable[[], tuple] | None = None,
+                 run_config=None) -> None:
         self.make, self.side, self.interval, self.seconds = make, side, interval, seconds
         self.stop = stop
         self.on_tick = on_tick or (lambda stats: print(format_line(side, stats), flush=True))
@@ -88,6 +104,8 @@ class Supervisor:
         self.retry = retry
         self.wait_for_jack = wait_for_jack
         self.notifier = notifier or Notifier()
+        self.reread, self.run_config = reread, run_config
+        self.reload_requested = threading.Event()
         self.reconnects = 0
         self.stalls = 0
         self.node: Node | None = None
@@ -172,7 +190,7 @@ class Supervisor:
         """Run until stopped; returns the exit code (0).  The first start's
         errors (no JACK server unless ``wait_for_jack``, a bad address) go up
         to the caller."""
-        stop = self.stop or stop_on_signals()
+        stop = self.stop or stop_on_signals(self.reload_requested if self.reread else None)
         start = time.monotonic()
         deadline = start + self.seconds if self.seconds else None
         next_tick = start + self.interval
@@ -203,6 +221,9 @@ class Supervisor:
                 why = self._trouble()
                 if why is not None and not self._rebuild(why, stop):
                     break
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self.reload()
                 self._running()
                 self._feed_watchdog()
                 if deadline is not None and time.monotonic() >= deadline:
@@ -213,6 +234,58 @@ class Supervisor:
             if self.node is not None:
                 self.node.close()
         return 0
+
+    def reload(self) -> list[str]:
+        """Read the configuration again and apply what can change live
+        (options marked ``live``: the latency, connections, the stats
+        interval, the log level) without a dropout; list in one log line
+        what changed, and in another what needs a restart and so was kept.
+        A configuration that no longer reads right keeps the running one.
+        Returns the keys applied."""
+        self.notifier.reloading()
+        try:
+            side, run = self.reread()
+        except ConfigError as e:
+            log.error("reload: %s; the running configuration stays", e)
+            self.notifier.ready(self.summary())
+            return []
+        node = self.node
+        found = changes(node.config, side) + changes(self.run_config, run)
+        applied, kept = [], []
+        for key, old, new, live in found:
+            try:
+                if not live:
+                    raise ConfigError("needs a restart")
+                self._apply(key, new)
+                applied.append(f"{key} {old} -> {new}")
+            except ConfigError as e:
+                kept.append(f"{key} ({e})")
+        if applied:
+            log.info("reload: changed %s", "; ".join(applied))
+        if kept:
+            log.warning("reload: kept as they were, %s: %s", "a restart applies them",
+                        "; ".join(kept))
+        if not found:
+            log.info("reload: nothing changed")
+        self.notifier.ready(self.summary())
+        return applied
+
+    def _apply(self, key: str, value) -> None:
+        """One live option: into the running node (and the config its rebuilds use)."""
+        node, run = self.node, self.run_config
+        if key == "latency":
+            node.set_latency(value)
+        elif key == "connect":
+            node.config.connect = value
+            made = node.jack.connect(value) if node.jack is not None else []
+            log.info("connected %d port(s) to '%s'", len(made), value)
+        elif key == "stats-interval":
+            self.interval = run.stats_interval = value
+        elif key == "verbose":
+            run.verbose = value
+            logging.getLogger().setLevel(logging.DEBUG if value else logging.INFO)
+        else:
+            raise ConfigError("needs a restart")
 
     def _trouble(self) -> str | None:
         """Why the node must be rebuilt now, or None while it is well."""

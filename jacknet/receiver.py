@@ -13,6 +13,7 @@ import time
 
 from jacknet.clock.autolatency import MAX_MARGIN_SECONDS
 from jacknet.config import ReceiverConfig
+from jacknet.errors import ConfigError
 from jacknet.net import protocol
 from jacknet.net.address import is_multicast, show_address
 from jacknet.net.transport import open_source
@@ -60,6 +61,7 @@ class Receiver(Node):
         self.jitter: JitterBuffer | None = None
         self.pipeline: StreamPipeline | None = None
         self._last_datagram: tuple | None = None  # (peer, monotonic time), the worker's
+        self._new_margin: int | None = None  # set_latency's, for the worker to apply
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -88,6 +90,30 @@ class Receiver(Node):
         self.link.on_new_peer = lambda: self.pipeline.resync("a sender connected")
         self.jack.run(self.playout)
 
+    def set_latency(self, latency_ms: float | None) -> None:
+        """Change ``--latency`` while running (a reload): the worker, which
+        owns the jitter buffer, moves the playout to it at its next turn.
+
+        Raises
+        ------
+        ConfigError
+            The change needs a restart: to or from ``auto``, or a margin
+            larger than the ring built for the old one holds.
+        """
+        c = self.config
+        if (latency_ms is None) != (c.latency_ms is None):
+            raise ConfigError("latency to or from auto needs a restart")
+        if latency_ms is not None and self.playout is not None:
+            rate = self.jack.samplerate
+            frames = round(latency_ms * rate / 1000)
+            room = self.playout.capacity // 2 - RING_SPARE_FRAMES - self.jack.blocksize
+            if frames > room:
+                raise ConfigError(f"latency {latency_ms:g} ms is more than the ring built for "
+                                  f"{c.latency_ms:g} ms holds ({1000 * room / rate:.0f} ms); "
+                                  "it needs a restart")
+            self._new_margin = frames
+        c.latency_ms = latency_ms
+
     def _started(self) -> None:
         c = self.config
         log.info("receiving on %s over %s into %d channel(s) of JACK '%s', %s jitter margin",
@@ -111,6 +137,9 @@ class Receiver(Node):
                 pipeline.feed(view[:n], peer, now)
                 self._last_datagram = (peer, time.monotonic())
             pipeline.tick(now)
+            if self._new_margin is not None:
+                margin, self._new_margin = self._new_margin, None
+                self.jitter.set_margin(margin)
             self.beats += 1
 
     def peer(self) -> tuple[str | None, float | None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from jacknet import Receiver, ReceiverConfig, Sender, SenderConfig, Supervisor
 from jacknet.daemon import PROGRESS_SECONDS
 from jacknet.service.notify import Notifier
+from jacknet.service.status import query
 from jacknet.testing.jackserver import PrivateServer
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
@@ -193,3 +195,55 @@ def test_jacknet_status_asks_a_daemon_started_from_its_config_file(systemd, tmp_
     assert all(k == keys[0] for k in keys), lines_before + lines_after
     assert daemon.returncode == 0, err
     assert not sock.exists()
+
+
+def test_sighup_changes_the_latency_live_and_names_what_needs_a_restart(systemd, tmp_path):
+    sock = tmp_path / "hup.sock"
+    config = tmp_path / "recv.toml"
+
+    def write(latency: float, channels: int) -> None:
+        config.write_text(f'role = "recv"\n[link]\nhost = "127.0.0.1"\nport = 0\n'
+                          f'[audio]\nchannels = {channels}\n'
+                          f'[jack]\nname = "hup-recv"\nserver = "jacknet-test-hup"\n'
+                          f'[receive]\nlatency = {latency}\n'
+                          f'[status]\nsocket = "{sock}"\n[run]\nstats-interval = 0.5\n')
+
+    write(5, 1)
+    with PrivateServer("jacknet-test-hup", 48000, 128, sync=False) as server:
+        env = {**os.environ, **systemd.env(5.0)}
+        daemon = subprocess.Popen([sys.executable, "-m", "jacknet", "recv", "--config", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  env=env)
+        try:
+            assert systemd.wait_for(lambda m: "READY=1" in m, 10), systemd.messages
+            port = int(query(sock)["link"]["bind"].rsplit(":", 1)[1])
+            sender = Sender(SenderConfig("127.0.0.1", port, 1, "hup-send", server=server.name))
+            with sender:
+                assert wait_until(lambda: query(sock)["stats"]["latency_ms"] is not None, 5)
+                before = query(sock)["stats"]
+                write(20, 2)
+                hup_at = time.monotonic()
+                daemon.send_signal(signal.SIGHUP)
+                assert systemd.wait_for(lambda m: "RELOADING=1" in m, 5), systemd.messages
+                assert wait_until(lambda: any("READY=1" in lines for t, lines in systemd.messages
+                                              if t > hup_at), 5)
+                assert wait_until(lambda: abs(query(sock)["stats"]["latency_ms"]
+                                              - before["latency_ms"] - 15) < 1, 5), query(sock)
+                after = query(sock)["stats"]
+        finally:
+            daemon.terminate()
+            _, err = daemon.communicate(timeout=10)
+    assert after["target_ms"] == pytest.approx(before["target_ms"] + 15, abs=0.1), (before, after)
+    assert "reload: changed latency 5.0 -> 20.0" in err, err
+    assert "reload: kept as they were" in err and "channels (needs a restart)" in err, err
+    # Same stream, same lock: the move was no re-sync and lost nothing.
+    assert after["relocks"] == before["relocks"] and after["lost"] == 0, (before, after)
+
+
+def wait_until(condition, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

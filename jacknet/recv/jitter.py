@@ -190,6 +190,14 @@ class JitterBuffer:
             if self.transit is not None and not self._settling:
                 self._set_transit(self.transit, Move.MARGIN)
 
+    def set_margin(self, frames: int) -> None:
+        """A new ``--latency`` while running (SIGHUP): the playout moves to it
+        now, as a loosen or tighten does, rather than at the next lock."""
+        if frames != self.margin.wanted:
+            self.want_margin(frames)
+            if self.transit is not None and not self._settling:
+                self._set_transit(self.transit, Move.MARGIN)
+
     def want_margin(self, frames: int) -> None:
         """Ask for a margin of ``frames`` from the next lock on (the playout
         does not move now: ``--latency auto`` moves it by resampling)."""
