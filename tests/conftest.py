@@ -190,6 +190,16 @@ def judge_links(links: list[Link], seconds: float, check: Callable[[], None],
                          f"the last failed: {failure}")
 
 
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` every 50 ms for up to ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
 @pytest.fixture
 def links():
     made: list[Link] = []

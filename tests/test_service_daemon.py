@@ -22,6 +22,7 @@ from jacknet.daemon import PROGRESS_SECONDS
 from jacknet.service.notify import Notifier
 from jacknet.service.status import query
 from jacknet.testing.jackserver import PrivateServer
+from conftest import wait_for
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
 
@@ -110,13 +111,15 @@ def test_ready_status_and_the_watchdog_and_a_stuck_worker_starves_the_watchdog(s
             assert status == [f"STATUS=running: JACK server '{server.name}', "
                               "sending to 127.0.0.1:9"], ready
             print(f"start to READY=1 with JACK: {ready[0] - started:.2f} s")
-            time.sleep(2)
-            fed = systemd.times("WATCHDOG=1", after=ready[0])
-            assert len(fed) >= 3, systemd.messages  # every 0.5 s (a quarter of 2 s)
+            # Fed every 0.5 s (a quarter of the 2 s timeout).
+            assert wait_for(lambda: len(systemd.times("WATCHDOG=1", after=ready[0])) >= 3, 5), \
+                systemd.messages
             StuckSender.stuck.set()
             stuck_at = time.monotonic()
-            time.sleep(PROGRESS_SECONDS + 2.5)
-            late = systemd.times("WATCHDOG=1", after=stuck_at + PROGRESS_SECONDS + 0.5)
+            # The worker's last turn comes within 0.1 s of this, the
+            # supervisor looks every 0.25 s: no feeding after a second more.
+            time.sleep(PROGRESS_SECONDS + 3)
+            late = systemd.times("WATCHDOG=1", after=stuck_at + PROGRESS_SECONDS + 1)
             assert late == [], (stuck_at, systemd.messages[-5:])
         finally:
             stop.set()
@@ -136,8 +139,8 @@ def test_with_no_jack_server_it_is_ready_and_waiting_then_links_when_one_comes(s
         assert ready is not None, systemd.messages
         assert f"STATUS=waiting: no JACK server '{name}', trying every 0.25 s" in ready[1]
         print(f"start to READY=1 without JACK: {ready[0] - started:.2f} s")
-        time.sleep(1.5)
-        assert len(systemd.times("WATCHDOG=1")) >= 2, systemd.messages  # waiting is fine
+        assert wait_for(lambda: len(systemd.times("WATCHDOG=1")) >= 2, 5), \
+            systemd.messages  # waiting is as it should be
         assert supervisor.status()["state"] == "waiting"
         with PrivateServer(name, 48000, 128, sync=False):
             up = time.monotonic()
@@ -219,15 +222,15 @@ def test_sighup_changes_the_latency_live_and_names_what_needs_a_restart(systemd,
             port = int(query(sock)["link"]["bind"].rsplit(":", 1)[1])
             sender = Sender(SenderConfig("127.0.0.1", port, 1, "hup-send", server=server.name))
             with sender:
-                assert wait_until(lambda: query(sock)["stats"]["latency_ms"] is not None, 5)
+                assert wait_for(lambda: query(sock)["stats"]["latency_ms"] is not None, 5)
                 before = query(sock)["stats"]
                 write(20, 2)
                 hup_at = time.monotonic()
                 daemon.send_signal(signal.SIGHUP)
                 assert systemd.wait_for(lambda m: "RELOADING=1" in m, 5), systemd.messages
-                assert wait_until(lambda: any("READY=1" in lines for t, lines in systemd.messages
+                assert wait_for(lambda: any("READY=1" in lines for t, lines in systemd.messages
                                               if t > hup_at), 5)
-                assert wait_until(lambda: abs(query(sock)["stats"]["latency_ms"]
+                assert wait_for(lambda: abs(query(sock)["stats"]["latency_ms"]
                                               - before["latency_ms"] - 15) < 1, 5), query(sock)
                 after = query(sock)["stats"]
         finally:
@@ -239,11 +242,3 @@ def test_sighup_changes_the_latency_live_and_names_what_needs_a_restart(systemd,
     # Same stream, same lock: the move was no re-sync and lost nothing.
     assert after["relocks"] == before["relocks"] and after["lost"] == 0, (before, after)
 
-
-def wait_until(condition, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()

@@ -19,6 +19,7 @@ from jacknet.rt.engines import Capture
 from jacknet.testing.jackserver import PrivateServer
 from jacknet.testing.signals import Generator
 from jacknet.stats import as_dict
+from conftest import wait_for
 from tone import TONE, listening, measure, record, skipped_sample_snr_db
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
@@ -35,15 +36,6 @@ class StallingCapture(Capture):
 
 class StallingSender(Sender):
     capture_class = StallingCapture
-
-
-def wait_for(condition, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_a_stalled_process_callback_is_rebuilt_and_the_graph_runs_again():
