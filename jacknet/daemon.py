@@ -33,6 +33,10 @@ HEALTH_SECONDS = 0.25  # how often to look at the node's health (server gone, fo
 # and the watchdog goes unfed.
 PROGRESS_SECONDS = 1.0
 QUIET_SECONDS = 1.0  # a receiver with no packet for this long says so
+# How often to look for ports that match --connect and are not connected
+# (a recording client started or restarted after us).  Polled from this
+# thread: a JACK port-registration callback would run Python on JACK's.
+CONNECT_SECONDS = 1.0
 
 # starting: opening the node; waiting: no JACK server yet (or again);
 # running: audio flows through JACK and the link; rebuilding: closing and
@@ -110,6 +114,7 @@ class Supervisor:
         self.stalls = 0
         self.node: Node | None = None
         self.state, self.detail, self._since = "starting", "", time.monotonic()
+        self._connected_at = time.monotonic()
         self._marks: list[tuple] = []  # (value, when it last moved) per progress counter
         self._fed_at = -float("inf")
 
@@ -136,6 +141,16 @@ class Supervisor:
         else:
             link = f"receiving from {peer}"
         self._enter("running", f"JACK server '{node.config.server or 'default'}', {link}")
+
+    def _keep_connected(self) -> None:
+        """Connect ports that match ``connect`` and have appeared since."""
+        now = time.monotonic()
+        node = self.node
+        if now - self._connected_at < CONNECT_SECONDS or node.jack is None:
+            return
+        self._connected_at = now
+        for source, destination in node.jack.connect_missing(node.config.connect):
+            log.info("connected %s -> %s (the port appeared)", source, destination)
 
     def _feed_watchdog(self, waiting: bool = False) -> None:
         """WATCHDOG=1 when due, if the node is making progress: its process
@@ -224,6 +239,7 @@ class Supervisor:
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
                     self.reload()
+                self._keep_connected()
                 self._running()
                 self._feed_watchdog()
                 if deadline is not None and time.monotonic() >= deadline:

@@ -183,6 +183,33 @@ class JackClient:
         capture_2 -> in_2 ...).  Extra matches or ports stay unconnected.
         Returns the (source, destination) pairs made.
         """
+        pairs = self._pairs(pattern)
+        for pair in pairs:
+            if pair[1] not in [c.name for c in self._client.get_all_connections(pair[0])]:
+                self._client.connect(*pair)
+        if pattern and len(pairs) < len(self._ports):
+            log.info("--connect %r matched %d port(s) for %d channel(s); the rest stay unconnected",
+                     pattern, len(pairs), len(self._ports))
+        return pairs
+
+    def connect_missing(self, pattern: str | None) -> list[tuple[str, str]]:
+        """The same, quietly, for ports that appeared since (a client started
+        or restarted after us): returns only the pairs made now.  A port that
+        goes away meanwhile is skipped."""
+        made = []
+        if self.lost:
+            return made
+        for pair in self._pairs(pattern):
+            try:
+                if pair[1] not in [c.name for c in self._client.get_all_connections(pair[0])]:
+                    self._client.connect(*pair)
+                    made.append(pair)
+            except jack.JackError:
+                pass
+        return made
+
+    def _pairs(self, pattern: str | None) -> list[tuple[str, str]]:
+        """(source, destination) for each of our ports and the port ``pattern`` gives it."""
         if not pattern:
             return []
         try:
@@ -196,16 +223,8 @@ class JackClient:
         candidates = [p for p in self._client.get_ports(is_audio=True, is_output=want_outputs,
                                                         is_input=not want_outputs)
                       if regex.fullmatch(p.name) and not p.name.startswith(self.name + ":")]
-        made = []
-        for own, other in zip(ours, candidates):
-            pair = (other.name, own.name) if want_outputs else (own.name, other.name)
-            if pair[1] not in [c.name for c in self._client.get_all_connections(pair[0])]:
-                self._client.connect(*pair)
-            made.append(pair)
-        if len(candidates) < len(ours):
-            log.info("--connect %r matched %d port(s) for %d channel(s); the rest stay unconnected",
-                     pattern, len(candidates), len(ours))
-        return made
+        return [(other.name, own.name) if want_outputs else (own.name, other.name)
+                for own, other in zip(ours, candidates)]
 
     def connections(self) -> list[tuple[str, str]]:
         """Every (source, destination) connection of our ports, whoever made it."""
