@@ -76,6 +76,9 @@ def test_auto_settles_above_the_jitter_and_below_twice_it(jitter_ms):
     # window or two for each event the counters show (a late packet
     # concealed, a jump, a cycle the server missed) may fall below that.
     freq, snrs = measure(stretches, RATE, 6, window=0.02, hop=0.01)
-    assert freq == pytest.approx(TONE, abs=0.5)
+    # Auto moves its margin by resampling (up to GROW_PPM): the tone may be
+    # off 1 kHz by what it applied while it recorded (CI: 1000.66 Hz).
+    applied = max(abs(s["ratio"] - 1) for s in samples if s["ratio"] is not None)
+    assert abs(freq - TONE) < 0.5 + TONE * applied, (freq, applied)
     skip = skipped_sample_snr_db(RATE, freq, 0.02, 0.01)
     assert np.sum(snrs < skip + 6) <= 2 * sum(events.values()), (skip, np.sort(snrs)[:5], said)
