@@ -279,8 +279,7 @@ class Supervisor:
         if applied:
             log.info("reload: changed %s", "; ".join(applied))
         if kept:
-            log.warning("reload: kept as they were, %s: %s", "a restart applies them",
-                        "; ".join(kept))
+            log.warning("reload: kept as they were, a restart applies them: %s", "; ".join(kept))
         if not found:
             log.info("reload: nothing changed")
         self.notifier.ready(self.summary())
@@ -368,9 +367,10 @@ class Supervisor:
                 if first:
                     self.notifier.ready(self.summary())
                     first = False
-                for _ in range(max(1, round(self.retry / HEALTH_SECONDS))):
+                until = time.monotonic() + self.retry
+                while (left := until - time.monotonic()) > 0:
                     self._feed_watchdog(waiting=True)
-                    if stop.wait(self.retry / max(1, round(self.retry / HEALTH_SECONDS))):
+                    if stop.wait(min(HEALTH_SECONDS, left)):
                         return None
                 continue
             if not first or self.state == "waiting":
