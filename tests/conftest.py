@@ -56,7 +56,10 @@ class Listener:
         self.closers = []
         recorder = self._client(JackClient(f"rec-{tag}", server.name))
         recorder.register("in", channels, "in")
-        self.capture = Capture(channels, capacity=1 << 16)
+        # Half the ring is what the checker may fall behind before frames
+        # go unchecked: 2.7 s, for the 8-channel period-64 links whose
+        # checking in numpy takes most of a core (CI fell 0.7 s behind).
+        self.capture = Capture(channels, capacity=1 << 18)
         recorder.run(self.capture)
         self.receiver = self._client(Receiver(ReceiverConfig(
             host, port, channels, f"recv-{tag}", f"rec-{tag}:in_.*", latency_ms,
