@@ -32,11 +32,14 @@ class Sim:
         self.out = np.zeros((CH, cycles * PERIOD), np.float32)
         self.outcomes: Counter = Counter()  # what became of each packet (the pipeline counts these)
 
-    def run(self, arrivals: list[tuple[int, int, int, int]]) -> "Sim":
-        """arrivals: (arrival clock, stream id, packet number, timestamp offset)."""
+    def run(self, arrivals: list[tuple[int, int, int, int]], before_cycle=None) -> "Sim":
+        """arrivals: (arrival clock, stream id, packet number, timestamp
+        offset); ``before_cycle(m)``, if given, is called before cycle m."""
         events = sorted(arrivals)
         e = 0
         for m in range(self.cycles):
+            if before_cycle is not None:
+                before_cycle(m)
             now = m * PERIOD
             while e < len(events) and events[e][0] <= now:
                 at, stream, k, _ = events[e]
@@ -96,6 +99,27 @@ def test_loss_is_concealed_without_a_step_and_then_exact_again():
     assert np.abs(np.diff(around, axis=1)).max() <= signal_step
     fade = round(0.002 * RATE)
     assert sim.exact(gap[1] + fade, 280 * PERIOD)
+
+
+def test_an_outage_decays_to_true_silence_not_denormals():
+    sim = Sim().run(steady(range(150)))
+    gone = 150 * N + sim.delay()
+    assert sim.exact(SETTLED, gone)
+    # The decay's tail is flushed to zero: no denormals for plugins downstream.
+    quiet = gone + RATE // 10
+    assert not sim.out[:, quiet:].any()
+    assert np.abs(sim.out[:, gone:quiet]).max() <= np.abs(sim.out[:, gone - 1]).max()
+
+
+def test_a_closing_playout_fades_to_silence_and_stays_silent():
+    sim, fade, at = Sim(), 480, 200
+    sim.run(steady(), before_cycle=lambda m: m == at and sim.playout.fade_out(fade))
+    start = at * PERIOD
+    assert sim.exact(SETTLED, start)
+    ramp = (1 - np.arange(fade, dtype=np.float32) / fade)
+    np.testing.assert_allclose(sim.out[:, start:start + fade],
+                               sim.expected(start, start + fade) * ramp, atol=1e-6)
+    assert not sim.out[:, start + fade:].any()
 
 
 def test_late_packets_are_dropped_counted_and_concealed():

@@ -160,6 +160,11 @@ class Playout(_Engine):
     def unlock(self) -> None:
         self.state.locked = 0
 
+    def fade_out(self, frames: int) -> None:
+        """Ramp the outputs down to silence over ``frames`` and keep them
+        silent (closing: nothing downstream hears a cut)."""
+        self.state.fade_out = max(1, frames)
+
     @property
     def locked(self) -> bool:
         return bool(self.state.locked)

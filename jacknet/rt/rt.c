@@ -307,6 +307,31 @@ int jn_playout_has(jn_playout *p, uint64_t idx)
 }
 
 /*
+ * One step of the concealment's decay, flushed to zero once far below
+ * hearing (-400 dB): left alone it ends as the smallest denormal for as long
+ * as the gap lasts, and denormals slow down every plugin downstream.
+ */
+static inline float decay_step(float hold, float decay)
+{
+    hold *= decay;
+    return fabsf(hold) < 1e-20f ? 0.0f : hold;
+}
+
+/*
+ * Closing: ramp the output down to silence over `len` frames and keep it
+ * silent, so nothing downstream hears a cut when the ports go.
+ */
+static void fade_to_silence(jn_playout *p, uint32_t len, uint32_t nframes, float *const *outs)
+{
+    for (uint32_t i = 0; i < nframes; i++) {
+        float g = p->fade_out_pos < len ? 1.0f - (float)p->fade_out_pos / (float)len : 0.0f;
+        p->fade_out_pos += p->fade_out_pos < len;
+        for (uint32_t ch = 0; ch < p->nch; ch++)
+            outs[ch][i] *= g;
+    }
+}
+
+/*
  * Play one cycle that starts at 64-bit receiver clock `now`.  Missing frames
  * are concealed without a step: the last output decays towards zero, and
  * audio that comes back is cross-faded in from that decaying value.  Once a
@@ -346,13 +371,13 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
             missing += idx >= count_from;
             p->fade_pos = 0;
             for (uint32_t ch = 0; ch < p->nch; ch++) {
-                p->hold[ch] *= p->decay;
+                p->hold[ch] = decay_step(p->hold[ch], p->decay);
                 outs[ch][i] = p->hold[ch];
             }
         } else if (p->fade_pos < p->fade_len) {
             float g = (float)p->fade_pos / (float)p->fade_len;
             for (uint32_t ch = 0; ch < p->nch; ch++) {
-                p->hold[ch] *= p->decay;
+                p->hold[ch] = decay_step(p->hold[ch], p->decay);
                 float x = src[(size_t)ch * p->capacity];
                 outs[ch][i] = g * x + (1.0f - g) * p->hold[ch];
             }
@@ -369,6 +394,9 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
         p->concealed_frames += missing;
         p->underruns += missing != 0;
     }
+    uint32_t fade_out = LOAD(&p->fade_out);
+    if (fade_out)
+        fade_to_silence(p, fade_out, nframes, outs);
     STORE(&p->now, now);
     STORE(&p->read_end, start + nframes);
     STORE(&p->cycles, p->cycles + 1);

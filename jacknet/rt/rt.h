@@ -80,6 +80,8 @@ typedef struct {
     float limit;                  /* no stored sample's magnitude exceeds it (writer only) */
     uint64_t nonfinite_samples;   /* NaN or Inf written: stored as silence */
     uint64_t limited_samples;     /* written beyond +-limit: stored at the limit */
+    uint32_t fade_out;            /* closing: frames to fade to silence over; 0 while open (atomic) */
+    uint32_t fade_out_pos;        /* frames of that fade played */
 } jn_playout;
 
 typedef struct {
