@@ -14,8 +14,8 @@ import sys
 from typing import NoReturn
 
 from jacknet import __version__
-from jacknet.config import (DemoConfig, ReceiverConfig, RunConfig, SenderConfig, add_arguments,
-                            from_args, options)
+from jacknet.config import (SERVER_FIELDS, DemoConfig, ReceiverConfig, RunConfig, SenderConfig,
+                            add_arguments, from_args, options)
 from jacknet.configfile import build, load, read, render, role_of
 from jacknet.errors import ConfigError, JacknetError
 from jacknet.net.address import DEFAULT_PORT, parse_address
@@ -45,14 +45,14 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     opus = s.add_argument_group("opus", "with --codec opus (the receiver needs no matching flags)")
     add_arguments(s, SenderConfig, groups={name: opus for name in OPUS_OPTIONS},
                   given_only=given_only)
-    add_arguments(s, RunConfig, given_only=given_only)
+    _add_run_arguments(s, given_only)
 
     r = sub.add_parser("recv", help="play received audio on JACK outputs")
     r.add_argument("bind", metavar="[BIND][:PORT]", nargs="?",
                    help=f"address to listen on (default 0.0.0.0:{DEFAULT_PORT})")
     r.add_argument("--config", metavar="FILE", help=config_help)
     add_arguments(r, ReceiverConfig, given_only=given_only)
-    add_arguments(r, RunConfig, given_only=given_only)
+    _add_run_arguments(r, given_only)
 
     d = sub.add_parser("demo", help="a whole link on a private dummy JACK server, with a test signal")
     add_arguments(d, DemoConfig, given_only=given_only)
@@ -70,6 +70,13 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     c.add_argument("file", metavar="FILE")
     c.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, given_only: bool) -> None:
+    server = parser.add_argument_group("JACK server", "a server of our own, started when none "
+                                       "is running (--start if-missing)")
+    add_arguments(parser, RunConfig, groups={name: server for name in ("start", *SERVER_FIELDS)},
+                  given_only=given_only)
 
 
 def _given(argv: list[str], names: set[str]) -> dict:
@@ -96,12 +103,16 @@ def _configs(role: str, args: argparse.Namespace, argv: list[str]) -> tuple:
             build(RunConfig, file_values[RunConfig], layers[RunConfig], where=where))
 
 
-def _run(make, side: str, name: str, run: RunConfig, reread) -> int:
+def _run(make, side: str, config, run: RunConfig, reread) -> int:
     from jacknet.daemon import Supervisor
+    from jacknet.service.remember import ConnectionMemory, state_path
     from jacknet.service.status import StatusServer, socket_path
+    remembered = state_path(config.name, run.remember_connections)
     supervisor = Supervisor(make, side, run.stats_interval, run.seconds,
-                            wait_for_jack=run.wait_for_jack, reread=reread, run_config=run)
-    path = socket_path(name, run.status_socket)
+                            wait_for_jack=run.wait_for_jack, reread=reread, run_config=run,
+                            server=run.jack_server(config.server),
+                            memory=ConnectionMemory(remembered) if remembered else None)
+    path = socket_path(config.name, run.status_socket)
     status = StatusServer(path, supervisor.status).start() if path else None
     try:
         return supervisor.run()
@@ -113,14 +124,14 @@ def _run(make, side: str, name: str, run: RunConfig, reread) -> int:
 def _send(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.sender import Sender
     config, run = _configs("send", args, argv)
-    return _run(lambda: Sender(config), "send", config.name, run,
+    return _run(lambda: Sender(config), "send", config, run,
                 lambda: _configs("send", args, argv))
 
 
 def _recv(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.receiver import Receiver
     config, run = _configs("recv", args, argv)
-    return _run(lambda: Receiver(config), "recv", config.name, run,
+    return _run(lambda: Receiver(config), "recv", config, run,
                 lambda: _configs("recv", args, argv))
 
 

@@ -24,6 +24,7 @@ from jacknet.errors import ConfigError
 from jacknet.net.address import DEFAULT_PORT, is_multicast
 from jacknet.net.protocol import MAX_CHANNELS, MAX_REDUNDANCY
 from jacknet.node import DEFAULT_RT_PRIORITY
+from jacknet.service.jackserver import DRIVERS, JackServer
 from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Regex, Seconds, Text,
                              add_arguments, check_fields, from_args, from_mapping, key_of, opt,
                              options)
@@ -183,6 +184,50 @@ class RunConfig:
     status_socket: str = opt("auto", Text("PATH"), "Unix socket 'jacknet status' asks: a path, "
                              "auto (the runtime directory, NAME.sock) or off", "status",
                              key="socket")
+    remember_connections: str = opt("off", Text("PATH"), "remember connections made by hand "
+                                    "to our ports, to make them again after a restart: auto "
+                                    "(the state directory, NAME.connections.json), a path, or "
+                                    "off (default)", "jack")
+    # A JACK server of our own, for a box that has nothing else.
+    start: str = opt("never", Choice(["never", "if-missing"]), "if-missing: start a JACK "
+                     "server when none is running (and stop it on exit; never one we did not "
+                     "start); default never", "jack")
+    driver: str = opt("alsa", Choice(DRIVERS), "driver of the server we start: alsa (default) "
+                      "or dummy (no sound card)", "jack")
+    device: str | None = opt(None, Text("DEV"), "ALSA device of the server we start, e.g. hw:0 "
+                             "(default: jackd's)", "jack")
+    rate: int = opt(48000, Int(8000, 192000), "sample rate of the server we start "
+                    "(default 48000)", "jack")
+    period: int = opt(256, Int(16, 4096), "frames per period of the server we start "
+                      "(default 256)", "jack")
+    nperiods: int = opt(2, Int(2, 16), "periods per ALSA buffer of the server we start "
+                        "(default 2)", "jack")
+    no_realtime: bool = opt(False, Flag(), "run the server we start without SCHED_FIFO "
+                            "(jackd --no-realtime)", "jack")
+
+    def validate(self) -> "RunConfig":
+        """Check every field, and that the server's settings come with
+        ``start``; returns self (`ConfigError` naming what is wrong)."""
+        check_fields(self)
+        default = RunConfig()
+        given = [f"--{key_of(f)}" for f, _ in options(RunConfig)
+                 if f.name in SERVER_FIELDS and getattr(self, f.name) != getattr(default, f.name)]
+        if given and self.start == "never":
+            raise ConfigError(f"{given[0]} describes the JACK server we start: give "
+                              "--start if-missing as well")
+        if self.device is not None and self.driver != "alsa":
+            raise ConfigError("--device applies to --driver alsa only")
+        return self
+
+    def jack_server(self, name: str | None) -> JackServer | None:
+        """The server to start when none runs (``start = if-missing``), or None."""
+        if self.start == "never":
+            return None
+        return JackServer(name, self.driver, self.device, self.rate, self.period, self.nperiods,
+                          realtime=not self.no_realtime)
+
+
+SERVER_FIELDS = ("driver", "device", "rate", "period", "nperiods", "no_realtime")
 
 
 @dataclass

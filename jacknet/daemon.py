@@ -17,11 +17,13 @@ import threading
 import time
 from typing import Callable
 
-from jacknet.errors import ConfigError, ServerNotRunning
+from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
 from jacknet.net.address import show_address
 from jacknet.node import STALL_SECONDS, Node
 from jacknet.options import key_of, options
+from jacknet.service.jackserver import JackServer
 from jacknet.service.notify import Notifier
+from jacknet.service.remember import ConnectionMemory
 from jacknet.stats import as_dict, format_line
 
 log = logging.getLogger("jacknet")
@@ -93,6 +95,13 @@ class Supervisor:
     reread : callable, optional
         Reads the configuration again: returns (side config, `RunConfig`).
         With it, SIGHUP reloads (`reload`).
+    server : JackServer, optional
+        A JACK server to start whenever none is running (``start =
+        "if-missing"``); the daemon stops it on its way out, and never a
+        server it did not start.
+    memory : ConnectionMemory, optional
+        Connections made by hand to our ports, made again whenever their far
+        port comes back (``remember-connections``).
     """
 
     def __init__(self, make: Callable[[], Node], side: str, interval: float,
@@ -100,7 +109,8 @@ class Supervisor:
                  on_tick: Callable | None = None, on_ready: Callable[[Node], None] | None = None,
                  retry: float = REBUILD_SECONDS, wait_for_jack: bool = False,
                  notifier: Notifier | None = None, reread: Callable[[], tuple] | None = None,
-                 run_config=None) -> None:
+                 run_config=None, server: JackServer | None = None,
+                 memory: ConnectionMemory | None = None) -> None:
         self.make, self.side, self.interval, self.seconds = make, side, interval, seconds
         self.stop = stop
         self.on_tick = on_tick or (lambda stats: print(format_line(side, stats), flush=True))
@@ -109,6 +119,8 @@ class Supervisor:
         self.wait_for_jack = wait_for_jack
         self.notifier = notifier or Notifier()
         self.reread, self.run_config = reread, run_config
+        self.server, self.memory = server, memory
+        self._server_error: str | None = None  # the last failure to start it, said once
         self.reload_requested = threading.Event()
         self.reconnects = 0
         self.stalls = 0
@@ -117,6 +129,7 @@ class Supervisor:
         self._connected_at = time.monotonic()
         self._marks: list[tuple] = []  # (value, when it last moved) per progress counter
         self._fed_at = -float("inf")
+        self._quiet_from: float | None = None  # when the last packet came, in an outage
 
     def _enter(self, state: str, detail: str = "") -> None:
         """Change state; systemd hears of it in one line."""
@@ -137,20 +150,35 @@ class Supervisor:
         elif age is None:
             link = f"listening on {show_address(node.address)}, nothing received yet"
         elif age > QUIET_SECONDS:
-            link = f"no packets from {peer} for over {QUIET_SECONDS:g} s"
+            link = f"no packets from {peer} for over {QUIET_SECONDS:g} s, playing silence"
+            if self._quiet_from is None:
+                self._quiet_from = time.monotonic() - age
+                log.warning("no packets from %s for %g s: the outputs faded to silence; "
+                            "they come back when packets do", peer, QUIET_SECONDS)
         else:
             link = f"receiving from {peer}"
+            if self._quiet_from is not None:
+                log.info("packets from %s again, after %.1f s without", peer,
+                         time.monotonic() - age - self._quiet_from)
+                self._quiet_from = None
         self._enter("running", f"JACK server '{node.config.server or 'default'}', {link}")
 
     def _keep_connected(self) -> None:
-        """Connect ports that match ``connect`` and have appeared since."""
+        """Connect ports that match ``connect`` and have appeared since, and
+        the remembered connections whose far port has come back."""
         now = time.monotonic()
         node = self.node
-        if now - self._connected_at < CONNECT_SECONDS or node.jack is None:
+        if now - self._connected_at < CONNECT_SECONDS or node.jack is None or node.jack.lost:
             return
         self._connected_at = now
-        for source, destination in node.jack.connect_missing(node.config.connect):
+        jack, pattern = node.jack, node.config.connect
+        for source, destination in jack.connect_missing(pattern):
             log.info("connected %s -> %s (the port appeared)", source, destination)
+        if self.memory is not None:
+            for short, other in self.memory.observe(jack.own_connections(), jack.matching(pattern),
+                                                    jack.client_id):
+                if jack.connect_own(short, other):
+                    log.info("connected %s:%s and %s again (remembered)", jack.name, short, other)
 
     def _feed_watchdog(self, waiting: bool = False) -> None:
         """WATCHDOG=1 when due, if the node is making progress: its process
@@ -186,7 +214,8 @@ class Supervisor:
         out.update(name=config.name, pid=os.getpid())
         out["jack"] = {"server": config.server or "default",
                        "state": "connected" if jack is not None and not jack.lost else "absent",
-                       "client": jack.name if jack is not None else None}
+                       "client": jack.name if jack is not None else None,
+                       "started": self.server is not None and self.server.running}
         out["link"] = {"transport": config.transport, "peer": peer,
                        "last_packet_seconds": None if age is None else round(age, 3)}
         if self.side == "recv" and node.address is not None:
@@ -195,6 +224,8 @@ class Supervisor:
         if jack is not None and not jack.lost:
             made = [list(pair) for pair in jack.connections()]
         out["connections"] = {"wanted": config.connect, "made": made}
+        if self.memory is not None:
+            out["connections"]["remembered"] = [list(pair) for pair in sorted(self.memory.pairs)]
         stats = node.stats()
         if self.reconnects:
             stats = dataclasses.replace(stats, reconnects=self.reconnects)
@@ -210,14 +241,9 @@ class Supervisor:
         deadline = start + self.seconds if self.seconds else None
         next_tick = start + self.interval
         try:
-            if self.wait_for_jack:
-                self.node = self.restart(stop, first=True)
-                if self.node is None:
-                    return 0
-            else:
-                self.node = self.make().start()
-                self._running()
-                self.notifier.ready(self.summary())
+            self.node = self.restart(stop, first=True)
+            if self.node is None:
+                return 0
             self.on_ready(self.node)
             while True:
                 now = time.monotonic()
@@ -249,6 +275,9 @@ class Supervisor:
             self.notifier.stopping()
             if self.node is not None:
                 self.node.close()
+            if self.server is not None and self.server.running:
+                log.info("stopping the JACK server we started")
+                self.server.stop()
         return 0
 
     def reload(self) -> list[str]:
@@ -336,9 +365,9 @@ class Supervisor:
         self._enter("rebuilding", {"lost": "the JACK server went away", "format":
                                    "JACK's period or rate changed",
                                    "stalled": "JACK stopped running our client"}[why])
-        node.close()
+        link = node.close(keep_link=True)  # bound or connected all the while
         self.node = None  # the status socket says so meanwhile
-        self.node = self.restart(stop)
+        self.node = self.restart(stop, link=link)
         if self.node is None:
             return False
         if keep:
@@ -348,22 +377,41 @@ class Supervisor:
         self.on_ready(self.node)
         return True
 
-    def restart(self, stop: threading.Event, first: bool = False) -> Node | None:
+    def restart(self, stop: threading.Event, first: bool = False, link=None) -> Node | None:
         """A new node, started; retried while no JACK server runs (the
         watchdog fed meanwhile: waiting is what the daemon should do).
-        None if stopped first.  A failed attempt leaves nothing open
-        (`Node.start`).  ``first``: the daemon's start, where systemd hears
-        READY=1 at the first attempt, JACK or not."""
+        None if stopped first.  The network end (``link``, else opened
+        first) stays open across attempts, so a receiver's port stays bound
+        and a sender's TCP connection up while JACK is away.  A failed
+        attempt leaves nothing else open (`Node.start`).  ``first``: the
+        daemon's start, where systemd hears READY=1 at the first attempt,
+        JACK or not."""
         while True:
             node = self.make()
+            if link is None:
+                link = node.open_link()  # a bad address goes up: the config is wrong
             try:
-                node.start()
+                node.start(link)
             except ServerNotRunning:
-                if first and self.state != "waiting":
+                failed = self._server_error
+                if self._start_server():
+                    continue
+                if first and not self.wait_for_jack:
+                    link.close()
+                    if self._server_error:
+                        raise JacknetError(f"could not start the JACK server: "
+                                           f"{self._server_error}") from None
+                    raise
+                if self._server_error and self._server_error != failed:
+                    log.error("could not start the JACK server: %s; trying again every %g s",
+                              self._server_error, self.retry)
+                elif first and self.state != "waiting":
                     log.warning("no JACK server '%s' is running; waiting for it",
                                 node.config.server or "default")
-                self._enter("waiting", f"no JACK server '{node.config.server or 'default'}', "
-                            f"trying every {self.retry:g} s")
+                why = (f"could not start JACK server '{self.server.name or 'default'}'"
+                       if self._server_error else
+                       f"no JACK server '{node.config.server or 'default'}'")
+                self._enter("waiting", f"{why}, trying every {self.retry:g} s{self._where(link)}")
                 if first:
                     self.notifier.ready(self.summary())
                     first = False
@@ -371,12 +419,38 @@ class Supervisor:
                 while (left := until - time.monotonic()) > 0:
                     self._feed_watchdog(waiting=True)
                     if stop.wait(min(HEALTH_SECONDS, left)):
+                        link.close()
                         return None
                 continue
             if not first or self.state == "waiting":
                 log.info("link restored on the JACK server")
+            if self.memory is not None:
+                self.memory.new_client()
             self.node = node
             self._running()
             if first:
                 self.notifier.ready(self.summary())
             return node
+
+    def _start_server(self) -> bool:
+        """Start our own JACK server if we have one to start and it is not
+        running; True if it now runs.  Why it failed is kept in
+        ``_server_error`` (for the caller to say once)."""
+        server = self.server
+        if server is None or server.running:
+            return False
+        self._enter("starting", f"JACK server '{server.name or 'default'}' ({server.driver})")
+        try:
+            if self._server_error is None:  # else said already, and nothing changed
+                log.info("no JACK server '%s' is running: starting one (%s)",
+                         server.name or "default", " ".join(server.command()))
+            server.start()
+        except JacknetError as e:
+            self._server_error = str(e)
+            return False
+        self._server_error = None
+        return True
+
+    def _where(self, link) -> str:
+        """Where a receiver's link listens, for the waiting state."""
+        return f"; listening on {show_address(link.address)}" if self.side == "recv" else ""

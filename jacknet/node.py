@@ -41,7 +41,7 @@ def raise_priority(priority: int) -> None:
 class Node:
     """Base of `Sender` and `Receiver`.
 
-    Subclasses set ``thread_name`` and implement ``_open_link`` (return the
+    Subclasses set ``thread_name`` and implement `open_link` (return the
     sink or source), ``_build`` (register ports, make and run the engine),
     ``_work`` (the worker thread's loop), ``_started`` (one log line) and
     ``stats``.
@@ -58,8 +58,15 @@ class Node:
         self._thread: threading.Thread | None = None
         self.beats = 0  # turns of the worker's loop: the watchdog's sign of life
 
-    def start(self):
+    def start(self, link=None):
         """Open everything and start the worker; returns self.
+
+        Parameters
+        ----------
+        link : Sink or Source, optional
+            An open link of this config (`open_link`, or an earlier node's
+            `close` with ``keep_link``) to use instead of opening one; if
+            starting fails, it is left open for the caller.
 
         Raises
         ------
@@ -70,12 +77,12 @@ class Node:
         """
         c = self.config
         try:
-            self.link = self._open_link()
+            self.link = link if link is not None else self.open_link()
             self.jack = self.client_class(c.name, c.server)
             self._build()
             self.jack.connect(c.connect)
         except BaseException:
-            self.close()
+            self.close(keep_link=link is not None)
             raise
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
@@ -92,7 +99,11 @@ class Node:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _open_link(self):
+    def open_link(self):
+        """The network end alone, bound or connected (a sink or a source): a
+        daemon opens it once and hands it from node to node (`start`), so its
+        socket stays bound while JACK is away.  `ConfigError` if the address
+        cannot be used."""
         raise NotImplementedError
 
     def _build(self) -> None:
@@ -129,16 +140,24 @@ class Node:
         clock runs on (`STALL_SECONDS`): the graph waits for us."""
         return bool(self.jack and self.jack.stalled(STALL_SECONDS))
 
-    def close(self) -> None:
+    def _quiesce(self) -> None:
+        """Called before the ports go: a receiver fades its outputs out."""
+
+    def close(self, keep_link: bool = False):
         """Stop the worker, unregister the ports, close the link.  Safe to
-        call more than once, and on a node that never started."""
+        call more than once, and on a node that never started.  With
+        ``keep_link`` the link stays open and is returned, for the node that
+        replaces this one."""
         self._stop.set()
         if self._thread:
             self._thread.join(2)
             self._thread = None
         if self.jack:
+            self._quiesce()
             self.jack.close()
             self.jack = None
-        if self.link:
-            self.link.close()
-            self.link = None
+        link, self.link = self.link, None
+        if link is not None and not keep_link:
+            link.close()
+            return None
+        return link

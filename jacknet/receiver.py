@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # either side of the read position, plus half a second for the packets a
 # re-sync keeps while it measures.
 RING_SPARE_FRAMES = 8192
+# A closing receiver fades its outputs out over this long before the ports
+# go: longer than a concealment's 2 ms, as nothing follows it.
+CLOSE_FADE_SECONDS = 0.01
 
 
 def ring_frames(margin: int, rate: int) -> int:
@@ -68,7 +71,7 @@ class Receiver(Node):
         """The bound address (useful with port 0); None while closed."""
         return self.link.address if self.link is not None else None
 
-    def _open_link(self):
+    def open_link(self):
         c = self.config
         return open_source(c.transport, c.host, c.port, c.interface)
 
@@ -130,6 +133,7 @@ class Receiver(Node):
         buf = bytearray(protocol.MAX_DATAGRAM)
         view = memoryview(buf)
         source, pipeline = self.link, self.pipeline
+        source.drain()  # a daemon kept it bound while JACK was away
         while not self._stop.is_set():
             n, peer = source.receive(buf, pipeline.wait(self._arrival_clock()))
             now = self._arrival_clock()
@@ -141,6 +145,18 @@ class Receiver(Node):
                 margin, self._new_margin = self._new_margin, None
                 self.jitter.set_margin(margin)
             self.beats += 1
+
+    def _quiesce(self) -> None:
+        # Wait for the cycles that play the fade and one of silence; a
+        # client that JACK no longer runs would only make us wait in vain.
+        if self.playout is None or self.jack.lost or self.stalled():
+            return
+        frames = round(CLOSE_FADE_SECONDS * self.jack.samplerate)
+        self.playout.fade_out(frames)
+        until = self.playout.cycles + -(-frames // self.jack.blocksize) + 1
+        deadline = time.monotonic() + 0.25
+        while self.playout.cycles < until and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def peer(self) -> tuple[str | None, float | None]:
         last = self._last_datagram

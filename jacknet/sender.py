@@ -63,7 +63,7 @@ class Sender(Node):
         self.frames = self.rate = 0
         self.converter: RateConverter | None = None
 
-    def _open_link(self):
+    def open_link(self):
         c = self.config
         return open_sink(c.transport, c.host, c.port, c.ttl, c.interface)
 

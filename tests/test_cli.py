@@ -43,6 +43,9 @@ def jacknet(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     ["send", "h:1", "--codec", "opus", "--fec", "--application", "voip"],  # 5 ms frames: no SILK
     ["send", "h:1", "--codec", "opus", "--expected-loss", "10"],     # without --fec
     ["send", "h:1", "--codec", "opus", "--frames-per-packet", "256"],
+    ["recv", "--driver", "dummy"],                   # describes a server we start: needs --start
+    ["recv", "--start", "if-missing", "--driver", "dummy", "--device", "hw:0"],
+    ["recv", "--start", "sometimes"],
 ])
 def test_bad_flags_exit_2_with_one_line(args):
     r = jacknet(*args, "--server", "jacknet-test-none")
@@ -56,4 +59,13 @@ def test_no_server_says_how_to_start_one():
     r = jacknet("recv", "127.0.0.1:0", "--server", "jacknet-test-none")
     assert r.returncode == 1
     assert "no JACK server named 'jacknet-test-none'" in r.stderr and "jackd" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_jack_server_that_will_not_start_is_said_in_one_line_and_exits_1():
+    r = jacknet("recv", "127.0.0.1:0", "--server", "jacknet-test-none", "--start", "if-missing",
+                "--driver", "alsa", "--device", "hw:jacknet-no-such-card", "--no-realtime")
+    assert r.returncode == 1, r.stderr
+    assert "could not start the JACK server: jackd -n jacknet-test-none exited at start" \
+        in r.stderr.strip().splitlines()[-1], r.stderr
     assert "Traceback" not in r.stderr

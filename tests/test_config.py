@@ -8,6 +8,7 @@ import pytest
 
 from jacknet import ConfigError, Receiver, ReceiverConfig, Sender, SenderConfig
 from jacknet.cli import build_parser
+from jacknet.config import SERVER_FIELDS
 from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Regex, Seconds, Text, from_args,
                             from_mapping, key_of, options)
 
@@ -16,7 +17,9 @@ NEEDS = {"opus_frame": {"codec": "opus"}, "bitrate": {"codec": "opus"},
          "complexity": {"codec": "opus"}, "application": {"codec": "opus"},
          "fec": {"codec": "opus", "application": "voip", "opus_frame": 10.0},
          "expected_loss": {"codec": "opus", "application": "voip", "opus_frame": 10.0,
-                           "fec": True}}
+                           "fec": True},
+         # The JACK server we start: its settings come with --start.
+         **{name: {"start": "if-missing"} for name in SERVER_FIELDS}}
 
 
 def other_value(f, kind):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jacknet.cli import build_parser, _configs
-from jacknet.configfile import ROLES, build, load, render
+from jacknet.configfile import ROLES, build, load
 from jacknet.options import key_of, options
 from test_config import NEEDS, as_text, other_value
 
@@ -50,7 +50,7 @@ def test_every_key_means_what_its_flag_means(tmp_path, role):
             flags = [f"--{key_of(f)}", *as_text(option.kind, value)]
             lines = {option.section: [f"{key_of(f)} = {toml_value(value)}"]}
             for name, v in needs.items():
-                nf, no = next((x, o) for x, o in options(side_cls) if x.name == name)
+                nf, no = next((x, o) for x, o in options(cls) if x.name == name)
                 flags += [f"--{key_of(nf)}", *as_text(no.kind, v)]
                 lines.setdefault(no.section, []).append(f"{key_of(nf)} = {toml_value(v)}")
             text = f'role = "{role}"\n' + "".join(

@@ -4,11 +4,16 @@ never runs."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import time
 
 import pytest
 
+from conftest import wait_for
 from jacknet import Receiver, ReceiverConfig, Sender, SenderConfig, ServerNotRunning, Supervisor
+from jacknet.errors import ConfigError
+from jacknet.net.udp import UdpSource
 
 NOBODY = "jacknet-test-none"
 
@@ -54,3 +59,54 @@ def test_a_node_is_a_context_manager_that_closes_what_it_opened():
         with Receiver(ReceiverConfig("127.0.0.1", 0, server=NOBODY)):
             pass
     assert open_fds() == fds
+
+
+def test_a_waiting_receiver_keeps_its_port_bound_across_attempts():
+    """JACK away: the socket a sender sends to stays bound (no ICMP refusals,
+    no other program taking the port), and is closed once stopped."""
+    config = ReceiverConfig("127.0.0.1", 0, server=NOBODY)
+    supervisor = Supervisor(lambda: Receiver(config), "recv", 1.0, retry=0.01,
+                            wait_for_jack=True)
+    stop = threading.Event()
+    waiting = threading.Thread(target=lambda: supervisor.restart(stop, first=True))
+    waiting.start()
+    try:
+        assert wait_for(lambda: supervisor.state == "waiting", 10)
+        port = int(supervisor.summary().rsplit(":", 1)[1])
+        threading.Event().wait(0.2)  # some 20 attempts
+        assert supervisor.summary().endswith(f"listening on 127.0.0.1:{port}")
+        with pytest.raises(ConfigError, match="cannot listen"):
+            UdpSource("127.0.0.1", port)
+    finally:
+        stop.set()
+        waiting.join()
+    UdpSource("127.0.0.1", port).close()  # free again
+
+
+def test_a_drain_takes_what_is_queued_and_returns_while_more_keeps_coming():
+    source = UdpSource("127.0.0.1", 0)
+    shooter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flooding = threading.Event()
+
+    def flood() -> None:
+        while not flooding.is_set():
+            shooter.sendto(b"x" * 100, source.address)
+            time.sleep(0.0005)
+
+    for _ in range(200):
+        shooter.sendto(b"old", source.address)
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    try:
+        drainer = threading.Thread(target=source.drain)
+        drainer.start()
+        drainer.join(10)
+        assert not drainer.is_alive()
+        buf = bytearray(2048)
+        n, _ = source.receive(buf, 1.0)
+        assert n == 100  # the old ones are gone; what came after is read as usual
+    finally:
+        flooding.set()
+        flooder.join()
+        shooter.close()
+        source.close()

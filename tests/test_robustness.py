@@ -10,10 +10,15 @@ import sys
 import time
 
 import jack
+import numpy as np
 import pytest
 
 from conftest import RATE, Link, run_links
 from jacknet.net import protocol
+from jacknet.rt.binding import JackClient
+from jacknet.receiver import CLOSE_FADE_SECONDS
+from jacknet.rt.engines import Capture
+from jacknet.testing.signals import known_signal
 from jacknet.stats import as_dict
 from forge import PacketForger
 from relay import UdpRelay
@@ -39,6 +44,104 @@ def test_impaired_network_is_concealed_then_exact_again(jack_servers, links):
     assert stats["concealed_frames"] > 0 and stats["underruns"] > 0
     seg = link.checker.current
     assert seg.delay is not None and seg.clean_tail >= 5 * RATE, (link.checker.summary(), stats)
+
+
+def test_an_outage_fades_to_silence_and_the_link_is_exact_again_soon_after(jack_servers, links):
+    # The relay drops everything for 10 s; a tap records what the receiver
+    # played, with its frame times, beside the link's own checker.
+    server = jack_servers(256)
+    relay = UdpRelay(seed=11)
+    link = Link(server, "outage", 2, latency_ms=20, relay=relay)
+    links.append(link)
+    tap = Tap(server, "recv-outage", 2, link.closers)
+    marks = {}
+
+    def phases(t: float) -> None:
+        if "out" not in marks and t >= 3:
+            relay.impair(loss=1.0)
+            marks["out"] = tap.frame_time
+        if "back" not in marks and t >= 13:
+            relay.impair()
+            marks["back"] = tap.frame_time
+        tap.poll()
+
+    run_links(links, 17, during=phases)
+    first = next(seg for seg in link.checker.segments if seg.delay is not None)
+    final = link.checker.current
+    stats = as_dict(link.receiver.stats())
+    ft, x = tap.recording()
+    out, back = marks["out"], marks["back"]
+    assert np.abs(x).max() <= 0.5  # never louder than the known signal
+
+    # The fade: from the first frame that is not the signal, every channel
+    # only decays, and from half a second in it is silence, true zeros.
+    expected = np.stack([known_signal(ch, ft - first.delay) for ch in range(2)])
+    gap = (ft >= out) & (ft < back)
+    off = int(np.flatnonzero(gap & (x != expected).any(axis=0))[0])
+    quiet = int(np.flatnonzero(ft >= out + RATE // 2)[0])
+    assert np.all(np.diff(np.abs(x[:, off:quiet]), axis=1) <= 0), "the fade went up again"
+    assert not x[:, quiet:int(np.flatnonzero(ft >= back)[0])].any(), "not silent"
+
+    # Back: exact at one delay within 2 s of the path clearing, to the end.
+    assert final.delay is not None and abs(final.delay - first.delay) <= RATE // 200, \
+        (link.checker.summary(), first.delay)
+    expected = np.stack([known_signal(ch, ft - final.delay) for ch in range(2)])
+    bad = (ft >= back) & (x != expected).any(axis=0)
+    exact_from = int(ft[bad].max()) + 1
+    took = (exact_from - back) / RATE
+    print(f"\noutage of 10 s: exact again {took:.2f} s after the path cleared; "
+          f"delay {first.delay} -> {final.delay} frames; lost={stats['lost']} "
+          f"relocks={stats['relocks']}")
+    assert took <= 2.0 and ft[-1] - exact_from >= 2 * RATE, (took, link.checker.summary(), stats)
+
+
+class Tap:
+    """A client recording what a receiver plays, with the frame times."""
+
+    def __init__(self, server, receiver: str, channels: int, closers: list) -> None:
+        self.client = JackClient(f"tap-{receiver}", server.name)
+        closers.append(self.client)
+        self.client.register("in", channels, "in")
+        self.cap = Capture(channels, capacity=1 << 18)
+        self.client.run(self.cap)
+        for ch in range(1, channels + 1):
+            self.client.connect_ports(f"{receiver}:out_{ch}", f"{self.client.name}:in_{ch}")
+        self._buf = np.zeros((channels, server.period), np.float32)
+        self.blocks: list[tuple[int, np.ndarray]] = []
+
+    @property
+    def frame_time(self) -> int:
+        return self.client.frame_time
+
+    def poll(self) -> None:
+        while (pos := self.cap.read_into(self._buf)) >= 0:
+            self.blocks.append((self.cap.frame_time_at(pos), self._buf.copy()))
+
+    def recording(self) -> tuple[np.ndarray, np.ndarray]:
+        """(frame times, channels x frames), checked to have no holes."""
+        period = self._buf.shape[1]
+        ft = np.concatenate([t + np.arange(period, dtype=np.int64) for t, _ in self.blocks])
+        assert self.cap.dropped == 0 and np.all(np.diff(ft) == 1), "the tap missed cycles"
+        return ft, np.concatenate([b for _, b in self.blocks], axis=1)
+
+
+def test_a_closing_receiver_fades_out_before_its_ports_go(jack_servers, links):
+    server = jack_servers(256)
+    link = Link(server, "fadeout", 1, latency_ms=20)
+    links.append(link)
+    tap = Tap(server, "recv-fadeout", 1, link.closers)
+    run_links(links, 2, during=lambda t: tap.poll())
+    link.receiver.close()
+    time.sleep(0.3)
+    tap.poll()
+    ft, x = tap.recording()
+    expected = known_signal(0, ft - link.checker.current.delay)
+    tail = slice(int(np.flatnonzero(x[0] == expected)[-1]) + 1, None)
+    fade = round(CLOSE_FADE_SECONDS * RATE)
+    gain = x[0, tail][:fade - 1] / expected[tail][:fade - 1]
+    # A straight 10 ms ramp from the signal down to zero, then silence: no cut.
+    np.testing.assert_allclose(gain, 1 - (np.arange(fade - 1) + 1) / fade, atol=1e-5)
+    assert not x[0, tail][fade - 1:].any()
 
 
 def _garbage(stream_id: int, rng: random.Random) -> list[bytes]:

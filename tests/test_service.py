@@ -7,12 +7,14 @@ import logging
 import os
 import socket
 import stat
+from pathlib import Path
 
 import pytest
 
 from jacknet.errors import ConfigError
 from jacknet.service.logs import JournalFormatter, to_journal
 from jacknet.service.notify import Notifier
+from jacknet.service.remember import ConnectionMemory, state_path
 from jacknet.service.status import SCHEMA, StatusServer, query, socket_path
 
 
@@ -137,3 +139,62 @@ def test_the_journal_is_recognised_by_the_device_and_inode_of_stderr():
     assert to_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     assert not to_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
     assert not to_journal({})
+
+
+class FarPorts:
+    """Other clients' ports as a daemon polling JACK sees them: port name ->
+    the id of the client that owns it (a restarted client gets a new id)."""
+
+    def __init__(self, **ports: str) -> None:
+        self.ids = {name.replace("__", ":"): client for name, client in ports.items()}
+
+    def __call__(self, port: str) -> str | None:
+        return self.ids.get(port)
+
+
+def test_remembered_connections_come_back_with_their_client_and_only_a_deliberate_cut_forgets(
+        tmp_path):
+    path = tmp_path / "state" / "recv.connections.json"
+    memory = ConnectionMemory(path)
+    far = FarPorts(rec__in_1="1", rec__in_2="1", meter__in_1="2")
+    hand = [("out_1", "rec:in_1"), ("out_2", "rec:in_2")]
+    pattern = {("out_1", "meter:in_1")}
+    # Made by hand: remembered; made by --connect: not (the pattern makes it anyway).
+    assert memory.observe(hand + sorted(pattern), pattern, far) == []
+    assert memory.pairs == set(hand)
+    assert json.loads(path.read_text())["connections"] == [list(p) for p in hand]
+    # The recorder goes away: kept; it comes back as a new client: made again.
+    assert memory.observe([], pattern, FarPorts(meter__in_1="2")) == []
+    assert memory.observe([], pattern, FarPorts(rec__in_1="3", rec__in_2="3")) == hand
+    # Restarted between two looks (gone and back unseen): the new id tells.
+    assert memory.observe(hand, pattern, FarPorts(rec__in_1="3", rec__in_2="3")) == []
+    assert memory.observe([], pattern, FarPorts(rec__in_1="4", rec__in_2="4")) == hand
+    memory.observe(hand, pattern, FarPorts(rec__in_1="4", rec__in_2="4"))
+    # Someone takes out_2 down while both ends stay: forgotten, for good.
+    assert memory.observe(hand[:1], pattern, FarPorts(rec__in_1="4", rec__in_2="4")) == []
+    assert memory.pairs == {hand[0]}
+    # Our own client rebuilt: its new ports lack every connection, none cut on purpose.
+    memory.new_client()
+    assert memory.observe([], pattern, FarPorts(rec__in_1="4")) == [hand[0]]
+    # The next daemon reads what this one left.
+    assert ConnectionMemory(path).observe([], set(), FarPorts(rec__in_1="5")) == [hand[0]]
+
+
+def test_a_broken_state_file_is_set_aside_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "recv.connections.json"
+    path.write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        memory = ConnectionMemory(path)
+    assert memory.pairs == set() and "ignoring the remembered connections" in caplog.text
+    memory.observe([("out_1", "rec:in_1")], set(), FarPorts(rec__in_1="1"))
+    assert json.loads(path.read_text())["connections"] == [["out_1", "rec:in_1"]]
+
+
+def test_state_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "lib"))
+    assert state_path("recv", "auto") == tmp_path / "lib" / "recv.connections.json"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert state_path("recv", "auto") == tmp_path / "xdg" / "jacknet" / "recv.connections.json"
+    assert state_path("recv", "off") is None
+    assert state_path("recv", "/x/y.json") == Path("/x/y.json")

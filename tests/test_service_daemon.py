@@ -6,14 +6,13 @@ file."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,51 +22,9 @@ from jacknet.service.notify import Notifier
 from jacknet.service.status import query
 from jacknet.testing.jackserver import PrivateServer
 from conftest import wait_for
+from daemons import FakeSystemd
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd
-
-
-class FakeSystemd:
-    """The notification socket, read by a thread: every message with the
-    monotonic time it came."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.messages: list[tuple[float, list[str]]] = []
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(path))
-        self._sock.settimeout(0.1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self._sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.messages.append((time.monotonic(), data.decode().split("\n")))
-
-    def env(self, watchdog_seconds: float = 2.0) -> dict:
-        return {"NOTIFY_SOCKET": str(self.path), "WATCHDOG_USEC": str(int(watchdog_seconds * 1e6))}
-
-    def wait_for(self, predicate, timeout: float) -> tuple[float, list[str]] | None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for message in list(self.messages):
-                if predicate(message[1]):
-                    return message
-            time.sleep(0.02)
-        return None
-
-    def times(self, line: str, after: float = 0.0) -> list[float]:
-        return [t for t, lines in list(self.messages) if line in lines and t >= after]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sock.close()
 
 
 @pytest.fixture
@@ -137,7 +94,9 @@ def test_with_no_jack_server_it_is_ready_and_waiting_then_links_when_one_comes(s
     try:
         ready = systemd.wait_for(lambda m: "READY=1" in m, 5)
         assert ready is not None, systemd.messages
-        assert f"STATUS=waiting: no JACK server '{name}', trying every 0.25 s" in ready[1]
+        # Bound all the while, so a sender's datagrams meet a socket, not a refusal.
+        waiting = f"STATUS=waiting: no JACK server '{name}', trying every 0.25 s; listening on"
+        assert any(line.startswith(waiting) for line in ready[1]), ready
         print(f"start to READY=1 without JACK: {ready[0] - started:.2f} s")
         assert wait_for(lambda: len(systemd.times("WATCHDOG=1")) >= 2, 5), \
             systemd.messages  # waiting is as it should be
@@ -242,3 +201,27 @@ def test_sighup_changes_the_latency_live_and_names_what_needs_a_restart(systemd,
     # Same stream, same lock: the move was no re-sync and lost nothing.
     assert after["relocks"] == before["relocks"] and after["lost"] == 0, (before, after)
 
+
+def test_the_status_says_when_packets_stop_and_when_they_come_back(systemd, caplog):
+    caplog.set_level(logging.INFO)
+    with PrivateServer("jacknet-test-quiet", 48000, 128, sync=False) as server:
+        config = ReceiverConfig("127.0.0.1", 0, 1, "quiet-recv", server=server.name)
+        supervisor, stop, thread = supervise(lambda: Receiver(config), "recv",
+                                             Notifier(systemd.env(5.0)))
+        try:
+            assert wait_for(lambda: supervisor.node is not None, 10)
+            port = supervisor.node.address[1]
+            send = SenderConfig("127.0.0.1", port, 1, "quiet-send", server=server.name)
+            for _ in range(2):  # packets, none, packets again
+                with Sender(send):
+                    assert wait_for(lambda: "receiving from" in supervisor.summary(), 5), \
+                        supervisor.summary()
+                assert wait_for(lambda: "playing silence" in supervisor.summary(), 5), \
+                    supervisor.summary()
+        finally:
+            stop.set()
+            thread.join(10)
+    assert systemd.wait_for(lambda m: any("playing silence" in line for line in m), 1)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("the outputs faded to silence" in m for m in said) == 2, said  # once per outage
+    assert sum("again, after" in m for m in said) == 1, said

@@ -47,6 +47,10 @@ class Source(Protocol):
 
     def receive(self, buf: bytearray, timeout: float = 0.1) -> tuple[int, tuple | None]: ...
 
+    def drain(self) -> None:
+        """Discard what arrived while nobody read (JACK was away): seconds-old
+        audio would lock a new jitter buffer onto a transit time that long."""
+
     def stats(self) -> SourceStats: ...
 
     def close(self) -> None: ...

@@ -196,6 +196,12 @@ class TcpSource:
             return len(frame), self.peer
         return 0, None
 
+    def drain(self) -> None:
+        # A byte stream cannot skip to its newest frame: drop the connection
+        # and the sender reconnects with fresh audio.
+        if self.conn is not None:
+            self._drop("what it sent went stale while nobody read it")
+
     def _frame(self) -> bytes | None:
         if self.conn is None or len(self._pending) < LENGTH.size:
             return None

@@ -10,6 +10,11 @@ from jacknet.net.address import interface_index, is_multicast, resolve
 from jacknet.net.link import SinkStats, SourceStats
 
 
+# More datagrams than any socket buffer holds: a drain stops there even
+# under a flood.
+DRAIN_MOST = 100_000
+
+
 class UdpSink:
     """Datagrams to one address (unicast) or a group (multicast)."""
 
@@ -89,6 +94,17 @@ class UdpSource:
         except (socket.timeout, OSError):
             return 0, None
         return n, peer
+
+    def drain(self) -> None:
+        # Only what is queued now (a socket buffer's worth at most), never
+        # what keeps arriving: with a timeout set, a recv would wait for more.
+        self.sock.setblocking(False)
+        try:
+            for _ in range(DRAIN_MOST):
+                self.sock.recv(1)
+        except OSError:  # BlockingIOError once empty
+            pass
+        self.sock.settimeout(0.1)
 
     def stats(self) -> SourceStats:
         return self._stats

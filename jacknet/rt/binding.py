@@ -234,6 +234,40 @@ class JackClient:
                 pairs.append((other.name, own.name) if own.is_input else (own.name, other.name))
         return pairs
 
+    def matching(self, pattern: str | None) -> set[tuple[str, str]]:
+        """(our port's short name, the far port's name) for each pair
+        ``pattern`` gives (`connect`)."""
+        prefix = self.name + ":"
+        return {(a[len(prefix):], b) if a.startswith(prefix) else (b[len(prefix):], a)
+                for a, b in self._pairs(pattern)}
+
+    def own_connections(self) -> list[tuple[str, str]]:
+        """(our port's short name, the far port's name) for every connection
+        of our ports: what stays the same when our client is renamed."""
+        return [(own.shortname, other.name) for own in self._ports
+                for other in self._client.get_all_connections(own)]
+
+    def connect_own(self, short: str, other: str) -> bool:
+        """Connect our port ``short`` with ``other``, in the direction they
+        flow; False if either is gone or JACK refuses."""
+        own = next((p for p in self._ports if p.shortname == short), None)
+        if own is None:
+            return False
+        try:
+            self._client.connect(*((other, own.name) if own.is_input else (own.name, other)))
+        except jack.JackError:
+            return False
+        return True
+
+    def client_id(self, port: str) -> str | None:
+        """The id of the client that owns ``port`` (new each time a client
+        opens), or None if there is no such port."""
+        try:
+            self._client.get_port_by_name(port)
+            return self._client.get_uuid_for_client_name(port.split(":", 1)[0])
+        except jack.JackError:
+            return None
+
     def restore(self, pairs: list[tuple[str, str]], old_name: str) -> int:
         """Make again the connections a client named ``old_name`` had (a
         rebuilt client may carry another name); returns how many were made.

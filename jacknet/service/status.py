@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from jacknet.errors import ConfigError
+from jacknet.service.paths import chosen, socket_dir
 
 log = logging.getLogger("jacknet")
 
@@ -33,26 +34,10 @@ MAX_REQUEST = 1024
 CLIENT_SECONDS = 1.0  # a client that says nothing for this long gets its answer anyway
 
 
-def socket_dir(environ=None) -> Path:
-    """Where daemons put their status sockets."""
-    env = os.environ if environ is None else environ
-    if env.get("RUNTIME_DIRECTORY"):
-        return Path(env["RUNTIME_DIRECTORY"].split(":")[0])
-    if os.geteuid() == 0:
-        return Path("/run/jacknet")
-    if env.get("XDG_RUNTIME_DIR"):
-        return Path(env["XDG_RUNTIME_DIR"]) / "jacknet"
-    return Path(f"/tmp/jacknet-{os.geteuid()}")
-
-
 def socket_path(name: str, setting: str = "auto") -> Path | None:
     """The status socket of daemon ``name``: ``setting`` is a path, ``auto``
     (`socket_dir` / NAME.sock) or ``off`` (None)."""
-    if setting == "off":
-        return None
-    if setting == "auto":
-        return socket_dir() / f"{name}.sock"
-    return Path(setting)
+    return chosen(setting, socket_dir, f"{name}.sock")
 
 
 class StatusServer:
