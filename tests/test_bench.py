@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.jack  # the scripts run private jackd servers
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
@@ -19,3 +23,12 @@ def test_bench_peers_prints_a_row_per_system():
     rows = [line for line in r.stdout.splitlines() if line.startswith("| jacknet")]
     assert len(rows) == 3, r.stdout  # float32 udp, float32 tcp, opus 5 ms
     assert all(" of " in row and "ms" in row for row in rows), r.stdout
+
+
+def test_bench_headless_prints_every_row_measured():
+    r = subprocess.run([sys.executable, str(SCRIPTS / "bench_headless.py"), "--rounds", "1",
+                        "--outage-seconds", "2"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| what")]
+    assert len(rows) == 6 and all(row.endswith("| 0 |") for row in rows), r.stdout
