@@ -24,10 +24,10 @@ from jacknet.errors import ConfigError
 from jacknet.net.address import DEFAULT_PORT, is_multicast
 from jacknet.net.protocol import MAX_CHANNELS, MAX_REDUNDANCY
 from jacknet.node import DEFAULT_RT_PRIORITY
-from jacknet.service.jackserver import DRIVERS, JackServer
 from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Regex, Seconds, Text,
                              add_arguments, check_fields, from_args, from_mapping, key_of, opt,
                              options)
+from jacknet.service.jackserver import DRIVERS, JackServer
 
 __all__ = ["SenderConfig", "ReceiverConfig", "RunConfig", "DemoConfig",
            "add_arguments", "from_args", "from_mapping", "options"]
@@ -171,6 +171,10 @@ class ReceiverConfig:
         return self
 
 
+# The RunConfig fields that describe the JACK server we start.
+SERVER_FIELDS = ("driver", "device", "rate", "period", "nperiods", "no_realtime")
+
+
 @dataclass
 class RunConfig:
     """How the daemon around a sender or receiver runs."""
@@ -225,9 +229,6 @@ class RunConfig:
             return None
         return JackServer(name, self.driver, self.device, self.rate, self.period, self.nperiods,
                           realtime=not self.no_realtime)
-
-
-SERVER_FIELDS = ("driver", "device", "rate", "period", "nperiods", "no_realtime")
 
 
 @dataclass

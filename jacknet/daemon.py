@@ -402,25 +402,13 @@ class Supervisor:
                         raise JacknetError(f"could not start the JACK server: "
                                            f"{self._server_error}") from None
                     raise
-                if self._server_error and self._server_error != failed:
-                    log.error("could not start the JACK server: %s; trying again every %g s",
-                              self._server_error, self.retry)
-                elif first and self.state != "waiting":
-                    log.warning("no JACK server '%s' is running; waiting for it",
-                                node.config.server or "default")
-                why = (f"could not start JACK server '{self.server.name or 'default'}'"
-                       if self._server_error else
-                       f"no JACK server '{node.config.server or 'default'}'")
-                self._enter("waiting", f"{why}, trying every {self.retry:g} s{self._where(link)}")
+                self._waiting(node, link, first, said=failed)
                 if first:
                     self.notifier.ready(self.summary())
                     first = False
-                until = time.monotonic() + self.retry
-                while (left := until - time.monotonic()) > 0:
-                    self._feed_watchdog(waiting=True)
-                    if stop.wait(min(HEALTH_SECONDS, left)):
-                        link.close()
-                        return None
+                if not self._pause(stop):
+                    link.close()
+                    return None
                 continue
             if not first or self.state == "waiting":
                 log.info("link restored on the JACK server")
@@ -432,6 +420,31 @@ class Supervisor:
                 self.notifier.ready(self.summary())
             return node
 
+    def _waiting(self, node: Node, link, first: bool, said: str | None) -> None:
+        """The waiting state, and a log line when there is news: the first
+        wait, or a failure to start our server other than the one ``said``."""
+        server = self._server_error
+        if server and server != said:
+            log.error("could not start the JACK server: %s; trying again every %g s",
+                      server, self.retry)
+        elif first and self.state != "waiting":
+            log.warning("no JACK server '%s' is running; waiting for it",
+                        node.config.server or "default")
+        why = (f"could not start JACK server '{self.server.name or 'default'}'" if server
+               else f"no JACK server '{node.config.server or 'default'}'")
+        where = f"; listening on {show_address(link.address)}" if self.side == "recv" else ""
+        self._enter("waiting", f"{why}, trying every {self.retry:g} s{where}")
+
+    def _pause(self, stop: threading.Event) -> bool:
+        """Wait out one retry interval, feeding the watchdog (waiting is what
+        the daemon should do); False if stopped meanwhile."""
+        until = time.monotonic() + self.retry
+        while (left := until - time.monotonic()) > 0:
+            self._feed_watchdog(waiting=True)
+            if stop.wait(min(HEALTH_SECONDS, left)):
+                return False
+        return True
+
     def _start_server(self) -> bool:
         """Start our own JACK server if we have one to start and it is not
         running; True if it now runs.  Why it failed is kept in
@@ -439,9 +452,10 @@ class Supervisor:
         server = self.server
         if server is None or server.running:
             return False
-        self._enter("starting", f"JACK server '{server.name or 'default'}' ({server.driver})")
         try:
-            if self._server_error is None:  # else said already, and nothing changed
+            if self._server_error is None:  # else said already: it stays "waiting"
+                self._enter("starting", f"JACK server '{server.name or 'default'}' "
+                            f"({server.driver})")
                 log.info("no JACK server '%s' is running: starting one (%s)",
                          server.name or "default", " ".join(server.command()))
             server.start()
@@ -450,7 +464,3 @@ class Supervisor:
             return False
         self._server_error = None
         return True
-
-    def _where(self, link) -> str:
-        """Where a receiver's link listens, for the waiting state."""
-        return f"; listening on {show_address(link.address)}" if self.side == "recv" else ""

@@ -21,6 +21,9 @@ from jacknet.stats import as_dict
 
 RATE = 48000
 INT16_LSB = 1.0 / 32768
+# Frames per check (whole cycles): a cycle at a time, the checking of the
+# period-64 links fell seconds behind on a busy machine.
+CHECK_FRAMES = 1024
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -56,10 +59,9 @@ class Listener:
         self.closers = []
         recorder = self._client(JackClient(f"rec-{tag}", server.name))
         recorder.register("in", channels, "in")
-        # Half the ring is what the checker may fall behind before frames
-        # go unchecked: 2.7 s, for the 8-channel period-64 links whose
-        # checking in numpy takes most of a core (CI fell 0.7 s behind).
-        self.capture = Capture(channels, capacity=1 << 18)
+        # Half the ring: what the checker may fall behind (1.4 s, as far back
+        # as a period-64 capture remembers its cycles' frame times).
+        self.capture = Capture(channels, capacity=1 << 17)
         recorder.run(self.capture)
         self.receiver = self._client(Receiver(ReceiverConfig(
             host, port, channels, f"recv-{tag}", f"rec-{tag}:in_.*", latency_ms,
@@ -67,7 +69,8 @@ class Listener:
         self._new_checker = lambda: (
             SnrChecker(self.capture, server.period, RATE, keep=True) if codec == "opus"
             else SignalChecker(self.capture, INT16_LSB if codec == "int16" else 0.0,
-                               server.period, RATE))
+                               server.period * max(1, CHECK_FRAMES // server.period), RATE,
+                               server.period))
         self.checker = self._new_checker()
 
     def renew_check(self) -> None:

@@ -14,8 +14,8 @@ import re
 import jack
 
 from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
-from jacknet.rt._rt import ffi as rt_ffi, lib as rt_lib
-from jacknet.rt.engines import _Engine
+from jacknet.rt._rt import ffi as rt_ffi
+from jacknet.rt.engines import _Engine, c_address
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _address(cdata) -> int:
 
 def _c_function(name: str, jack_type: str):
     """One of rt.c's functions as a function pointer of JACK-Client's ``jack_type``."""
-    return jack._ffi.cast(jack_type, int(rt_ffi.cast("uintptr_t", rt_ffi.addressof(rt_lib, name))))
+    return jack._ffi.cast(jack_type, c_address(name))
 
 
 def _quiet_libjack() -> None:
@@ -185,8 +185,7 @@ class JackClient:
         """
         pairs = self._pairs(pattern)
         for pair in pairs:
-            if pair[1] not in [c.name for c in self._client.get_all_connections(pair[0])]:
-                self._client.connect(*pair)
+            self._join(*pair)
         if pattern and len(pairs) < len(self._ports):
             log.info("--connect %r matched %d port(s) for %d channel(s); the rest stay unconnected",
                      pattern, len(pairs), len(self._ports))
@@ -201,12 +200,18 @@ class JackClient:
             return made
         for pair in self._pairs(pattern):
             try:
-                if pair[1] not in [c.name for c in self._client.get_all_connections(pair[0])]:
-                    self._client.connect(*pair)
+                if self._join(*pair):
                     made.append(pair)
             except jack.JackError:
                 pass
         return made
+
+    def _join(self, source: str, destination: str) -> bool:
+        """Connect the two unless they are already; True if made now."""
+        if destination in [c.name for c in self._client.get_all_connections(source)]:
+            return False
+        self._client.connect(source, destination)
+        return True
 
     def _pairs(self, pattern: str | None) -> list[tuple[str, str]]:
         """(source, destination) for each of our ports and the port ``pattern`` gives it."""

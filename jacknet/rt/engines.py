@@ -19,6 +19,11 @@ FADE_SECONDS = 0.002  # fade-in after a gap: short enough to be inaudible as a d
 LIMIT = 4.0  # the playout's ceiling until a stream sets its own (+12 dBFS)
 
 
+def c_address(name: str) -> int:
+    """The address of one of rt.c's functions, to hand to libjack."""
+    return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
+
+
 def _pow2_at_least(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
@@ -36,7 +41,7 @@ class _Engine:
 
     @property
     def process_address(self) -> int:
-        return int(ffi.cast("uintptr_t", ffi.addressof(lib, self.process_name)))
+        return c_address(self.process_name)
 
     @property
     def state_address(self) -> int:

@@ -45,13 +45,22 @@ class SignalChecker:
         Largest difference that still counts as a match (0 for float32,
         one int16 LSB for int16).
     block : int
-        Frames per check; the JACK period, so that blocks are whole cycles.
+        Frames per check: whole cycles of the recorder's server.
+    cycle : int, optional
+        That server's period (default ``block``).  Several cycles per check
+        cost less Python per frame: an 8-channel link at period 64 checked a
+        cycle at a time takes most of a core, and falls behind on a busy one.
     """
 
-    def __init__(self, capture: Capture, tolerance: float, block: int, samplerate: int) -> None:
+    def __init__(self, capture: Capture, tolerance: float, block: int, samplerate: int,
+                 cycle: int | None = None) -> None:
         self.capture = capture
         self.tolerance = tolerance
         self.samplerate = samplerate
+        self.cycle = cycle or block
+        if block % self.cycle:
+            raise ValueError(f"a check of {block} frames is not whole cycles of {self.cycle}")
+        self._ramp = np.arange(self.cycle, dtype=np.int64)
         self._buf = np.zeros((capture.channels, block), np.float32)
         self.segments: list[Segment] = []
         self._misses = 0
@@ -60,10 +69,14 @@ class SignalChecker:
         self._end = 0
 
     def _frame_times(self, position: int) -> np.ndarray | None:
-        ft = self.capture.frame_time_at(position)
-        if ft is None:
-            return None
-        return (np.arange(self._buf.shape[1], dtype=np.int64) + ft) & 0xFFFFFFFF
+        # Each cycle's own: an xrun of the recorder's server makes them jump.
+        starts = []
+        for k in range(0, self._buf.shape[1], self.cycle):
+            ft = self.capture.frame_time_at(position + k)
+            if ft is None:
+                return None
+            starts.append(ft)
+        return (np.add.outer(np.asarray(starts, np.int64), self._ramp).ravel()) & 0xFFFFFFFF
 
     def _find_delay(self, times: np.ndarray) -> int | None:
         rec = self._buf[0]
