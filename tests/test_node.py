@@ -13,7 +13,7 @@ import pytest
 from conftest import wait_for
 from jacknet import Receiver, ReceiverConfig, Sender, SenderConfig, ServerNotRunning, Supervisor
 from jacknet.errors import ConfigError
-from jacknet.net.udp import UdpSource
+from jacknet.net.udp import UdpSink, UdpSource
 
 NOBODY = "jacknet-test-none"
 
@@ -110,3 +110,20 @@ def test_a_drain_takes_what_is_queued_and_returns_while_more_keeps_coming():
         flooder.join()
         shooter.close()
         source.close()
+
+
+def test_a_sink_sends_into_the_void_without_blocking_and_counts_what_did_not_go():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = s.getsockname()[1]  # closed again: the kernel answers with refusals
+    sink = UdpSink("127.0.0.1", nobody)
+    sent = []
+    sender = threading.Thread(target=lambda: sent.extend(sink.send(bytes(1200))
+                                                         for _ in range(5000)))
+    sender.start()
+    sender.join(10)
+    try:
+        assert not sender.is_alive()
+        assert len(sent) == 5000 and sink.stats().send_errors == sent.count(False) > 0
+    finally:
+        sink.close()

@@ -37,10 +37,11 @@ class UdpSink:
 
     def send(self, datagram: bytes) -> bool:
         try:
-            self.sock.send(datagram)
+            # Never wait: with the network down or slow, audio moves on.
+            self.sock.send(datagram, socket.MSG_DONTWAIT)
             return True
         except OSError:
-            # Nobody listening yet (ICMP refused) or a full buffer: audio moves on.
+            # Nobody listening yet (ICMP refused), no route, or a full buffer.
             self._stats.send_errors += 1
             return False
 
