@@ -5,10 +5,12 @@ again: both daemons live on, come back, connect again (to clients that came
 back after them, too, and where a connection was made by hand), and the
 recording is bit-exact again; restart the recorder alone: the receiver
 connects to it again.  A daemon told to start JACK if it is missing does,
-and stops only the server it started."""
+starts it again when it dies, and stops only the server it started."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
 
 import jack
@@ -93,7 +95,7 @@ def server_runs(name: str) -> bool:
     return True
 
 
-def test_a_daemon_starts_a_missing_server_links_on_it_and_stops_it_on_the_way_out(tmp_path):
+def test_a_daemon_starts_a_missing_server_brings_it_back_and_stops_it_on_the_way_out(tmp_path):
     port = free_port()
     own = (f'start = "if-missing"\ndriver = "dummy"\nrate = {RATE}\nperiod = {PERIOD}\n'
            'no-realtime = true\n')
@@ -109,6 +111,17 @@ def test_a_daemon_starts_a_missing_server_links_on_it_and_stops_it_on_the_way_ou
                       f'[jack]\nname = "hl-send"\nserver = "{OWN}"\n'
                       f'connect = "hl-sig:out_.*"\n')
         assert ends.exact_for(2, 15) is not None, ends.checker.summary()
+        # Its jackd dies: the daemon starts it again, and the link comes back.
+        pids = subprocess.run(["pgrep", "-f", f"jackd -n {OWN} "], capture_output=True,
+                              text=True).stdout.split()
+        assert len(pids) == 1, pids
+        os.kill(int(pids[0]), signal.SIGKILL)
+        ends.close()
+        ends = None
+        assert wait_for(lambda: not server_runs(OWN), 10)
+        assert wait_for(lambda: server_runs(OWN), 20), "the daemon did not start it again"
+        ends = Ends(OWN)
+        assert ends.exact_for(1, 15) is not None, ends.checker.summary()
     finally:
         recv.send_signal(signal.SIGTERM)
         recv_err = recv.communicate(timeout=20)[1]
