@@ -50,10 +50,15 @@ def stop_on_signals(reload: threading.Event | None = None) -> threading.Event:
     """An event that SIGINT and SIGTERM set (call from the main thread); SIGHUP
     sets ``reload``, if given."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set}
     if reload is not None:
-        signal.signal(signal.SIGHUP, lambda *_: reload.set())
+        handlers[signal.SIGHUP] = reload.set
+    for sig, handler in handlers.items():
+        signal.signal(sig, lambda *_, handler=handler: handler())
+        # Python makes a handled signal interrupt system calls; libjack
+        # does not retry all of them, so a SIGTERM that lands while a
+        # client activates would fail the activation.  Restart them.
+        signal.siginterrupt(sig, False)
     return stop
 
 
@@ -392,17 +397,30 @@ class Supervisor:
                 link = node.open_link()  # a bad address goes up: the config is wrong
             try:
                 node.start(link)
-            except ServerNotRunning:
+            except ConfigError:
+                link.close()
+                raise
+            except JacknetError as e:
+                if stop.is_set():  # told to stop while starting: not a failure
+                    link.close()
+                    return None
+                # Refused: the server is there but would not take us (it is
+                # shutting down, or still starting): retried like no server.
+                refused = not isinstance(e, ServerNotRunning)
                 failed = self._server_error
-                if self._start_server():
+                if not refused and self._start_server():
                     continue
                 if first and not self.wait_for_jack:
                     link.close()
-                    if self._server_error:
+                    if not refused and self._server_error:
                         raise JacknetError(f"could not start the JACK server: "
                                            f"{self._server_error}") from None
                     raise
-                self._waiting(node, link, first, said=failed)
+                if refused:
+                    log.warning("%s; trying again in %g s", e, self.retry)
+                    self._enter("waiting", f"{e}, trying every {self.retry:g} s")
+                else:
+                    self._waiting(node, link, first, said=failed)
                 if first:
                     self.notifier.ready(self.summary())
                     first = False

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import wait_for
 from jacknet import Receiver, ReceiverConfig, Sender, SenderConfig, ServerNotRunning, Supervisor
-from jacknet.errors import ConfigError
+from jacknet.errors import ConfigError, JacknetError
 from jacknet.net.udp import UdpSink, UdpSource
 
 NOBODY = "jacknet-test-none"
@@ -81,6 +81,38 @@ def test_a_waiting_receiver_keeps_its_port_bound_across_attempts():
         stop.set()
         waiting.join()
     UdpSource("127.0.0.1", port).close()  # free again
+
+
+class Refused(Receiver):
+    """A receiver that JACK will not take (a server shutting down, or an
+    activation a signal interrupted); ``stop`` is set during its start."""
+
+    attempts = 0
+    stop: threading.Event | None = None
+
+    def start(self, link=None):
+        Refused.attempts += 1
+        if Refused.stop is not None:
+            Refused.stop.set()
+        raise JacknetError("JACK would not activate client 'x': Error activating JACK client (-1)")
+
+
+def test_a_server_that_refuses_a_client_is_retried_and_a_stop_meanwhile_is_no_failure():
+    config = ReceiverConfig("127.0.0.1", 0, server=NOBODY)
+    Refused.attempts, Refused.stop = 0, None
+    with pytest.raises(JacknetError, match="would not activate"):  # run by hand: say it
+        Supervisor(lambda: Refused(config), "recv", 1.0, retry=0.01).restart(
+            threading.Event(), first=True)
+    supervisor = Supervisor(lambda: Refused(config), "recv", 1.0, retry=0.01,
+                            wait_for_jack=True)
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    assert supervisor.restart(stop, first=True) is None
+    assert Refused.attempts > 5 and "would not activate" in supervisor.summary()
+    Refused.attempts, Refused.stop = 0, threading.Event()
+    assert Supervisor(lambda: Refused(config), "recv", 1.0).restart(
+        Refused.stop, first=True) is None
+    assert Refused.attempts == 1
 
 
 def test_a_drain_takes_what_is_queued_and_returns_while_more_keeps_coming():
