@@ -29,11 +29,13 @@ def assert_clean(link, min_snr_db: float) -> None:
     # a loaded machine one of them may now and then deliver a packet late
     # (CI saw 42 ms).  Then, and only then: every concealment is such a
     # packet, they are rare, each move of the mapping answers one, and the
-    # run as a whole is still clean.
+    # run as a whole is still clean.  (The checker may lose a concealed
+    # packet's stretch and find the same delay again: no move.)
     moves = stats["loosened"] + stats["relocks"] + stats["tightened"]
+    shifts = sum(a != b for a, b in zip(chk.delays, chk.delays[1:]))
     assert stats["late"] <= stats["packets"] // 20, stats
     assert stats["plc_concealed"] <= stats["late"], stats
-    assert len(chk.delays) <= 1 + moves, (chk.summary(), chk.delays, stats)
+    assert shifts <= moves, (chk.summary(), chk.delays, stats)
     assert chk.snr_db >= min_snr_db, (chk.summary(), stats)
 
 
