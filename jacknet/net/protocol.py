@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from jacknet.errors import MalformedPacket
 
 MAGIC = b"JNET"
+ANNOUNCE_MAGIC = b"JNSA"  # a sealed stream's announcement (jacknet.security.seal)
 VERSION = 1
 HEADER = struct.Struct("!4sBBBBIIQIIHHBBH")
 HEADER_SIZE = HEADER.size  # 40
@@ -30,10 +31,13 @@ CODEC_OPUS = 2
 KNOWN_CODECS = (CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS)
 
 # flags: bit 0 says the payload starts with a table of copies of earlier
-# packets (--redundancy); bit 1 that the sender asked Opus for in-band FEC.
-# Other bits are reserved and must be 0.
+# packets (--redundancy); bit 1 that the sender asked Opus for in-band FEC;
+# bit 2 that the payload is sealed (security psk: jacknet.security.seal),
+# which only an opened datagram has cleared.  Other bits are reserved and
+# must be 0.
 FLAG_REDUNDANT = 0x01
 FLAG_FEC = 0x02
+FLAG_SEALED = 0x04
 KNOWN_FLAGS = FLAG_REDUNDANT | FLAG_FEC
 MAX_REDUNDANCY = 8
 _COPY_LEN = struct.Struct("!H")
@@ -80,12 +84,18 @@ def parse(datagram: bytes | memoryview) -> Header:
         raise MalformedPacket("truncated", f"{len(datagram)} bytes, header needs {HEADER_SIZE}")
     (magic, version, codec, flags, tstate, stream_id, seq, timestamp, rate, tframe,
      frames, channels, frag_index, frag_count, payload_len) = HEADER.unpack_from(datagram)
+    if magic == ANNOUNCE_MAGIC:
+        raise MalformedPacket("sealed", "a sealed stream's announcement, and this receiver "
+                                        "has no key (security psk)")
     if magic != MAGIC:
         raise MalformedPacket("magic", repr(magic))
     if version != VERSION:
         raise MalformedPacket("version", f"version {version}, this receiver speaks {VERSION}")
     if codec not in KNOWN_CODECS:
         raise MalformedPacket("codec", f"codec {codec}")
+    if flags & FLAG_SEALED:
+        raise MalformedPacket("sealed", "a sealed datagram, and this receiver has no key "
+                                        "(security psk)")
     if flags & ~KNOWN_FLAGS:
         raise MalformedPacket("flags", f"unknown flag bits {flags:#04x}")
     if tstate not in JACK_TRANSPORT_STATES:
