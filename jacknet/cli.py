@@ -1,4 +1,4 @@
-"""Command line: ``jacknet send | recv | demo | status | config check``.
+"""Command line: ``jacknet send | recv | demo | status | keygen | config check``.
 
 The flags come from the option schema (`jacknet.config`).  ``--config
 FILE`` reads a TOML file (`jacknet.configfile`) first; the flags given on
@@ -64,6 +64,11 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     st.add_argument("--watch", action="store_true", help="ask again every second until Ctrl-C")
     st.add_argument("--socket", metavar="PATH", help="ask the daemon at this socket")
     st.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    k = sub.add_parser("keygen", help="write a new pre-shared key for --security psk")
+    k.add_argument("file", metavar="FILE", help="where to write it (owner-only; never "
+                   "overwritten); copy it to the other end the same way")
+    k.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     c = sub.add_parser("config", help="check a config file and show the configuration it gives")
     c.add_argument("action", choices=["check"])
@@ -146,6 +151,14 @@ def _demo(args: argparse.Namespace, argv: list[str]) -> int:
     return run_demo(from_args(DemoConfig, args), stop_on_signals())
 
 
+def _keygen(args: argparse.Namespace, argv: list[str]) -> int:
+    from jacknet.security.keys import keygen
+    path = keygen(args.file)
+    print(f"wrote a new key to {path} (mode 600); give both ends the same file: "
+          f"key-file = \"{path.resolve()}\" and security = \"psk\" in [link]")
+    return 0
+
+
 def _config(args: argparse.Namespace, argv: list[str]) -> int:
     role = role_of(read(args.file), args.file)
     _, values = load(args.file, role)
@@ -163,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from jacknet.service.logs import setup
     setup(args.verbose)
     commands = {"send": _send, "recv": _recv, "demo": _demo, "config": _config,
-                "status": _status}
+                "status": _status, "keygen": _keygen}
     try:
         return commands[args.command](args, argv)
     except ConfigError as e:

@@ -24,9 +24,10 @@ from jacknet.errors import ConfigError
 from jacknet.net.address import DEFAULT_PORT, is_multicast
 from jacknet.net.protocol import MAX_CHANNELS, MAX_REDUNDANCY
 from jacknet.node import DEFAULT_RT_PRIORITY
-from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Regex, Seconds, Text,
+from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Networks, Regex, Seconds, Text,
                              add_arguments, check_fields, from_args, from_mapping, key_of, opt,
                              options)
+from jacknet.security.keys import load_key
 from jacknet.service.jackserver import DRIVERS, JackServer
 
 __all__ = ["SenderConfig", "ReceiverConfig", "RunConfig", "DemoConfig",
@@ -49,6 +50,25 @@ def _connect() -> Any:
 
 def _server() -> Any:
     return opt(None, Text("NAME"), "JACK server name (default server if omitted)", "jack")
+
+
+def _security() -> Any:
+    return opt("off", Choice(["off", "psk"]), "psk: seal every datagram with the key of "
+               "--key-file (authenticated and encrypted; both ends need it); off (default)",
+               "link")
+
+
+def _key_file() -> Any:
+    return opt(None, Text("PATH"), "the pre-shared key for --security psk, made by 'jacknet "
+               "keygen PATH' (default: the systemd credential jacknet.key); read again on "
+               "reload", "link", live=True)
+
+
+def _check_security(config) -> None:
+    if config.security == "psk":
+        load_key(config.key_file)  # here, so a bad key is a config error at the start
+    elif config.key_file is not None:
+        raise ConfigError("--key-file applies to --security psk only")
 
 
 _TRANSPORT = ("udp (default; unicast or multicast) or tcp (receiver listens, sender connects)")
@@ -94,6 +114,8 @@ class SenderConfig:
     ttl: int = opt(1, Int(1, 255), "multicast hops (default 1: this network only)", "link")
     interface: str | None = opt(None, Text("IF"), "multicast interface: its IPv4 address, or "
                                 "an IPv6 interface name or index", "link")
+    security: str = _security()
+    key_file: str | None = _key_file()
 
     @property
     def opus(self) -> OpusSettings:
@@ -112,6 +134,7 @@ class SenderConfig:
         """
         check_fields(self)
         _check_multicast(self.transport, self.host)
+        _check_security(self)
         default = SenderConfig()
         opus_given = [f"--{key_of(f)}" for f, _ in options(SenderConfig)
                       if f.name in ("opus_frame", "bitrate", "complexity", "application",
@@ -163,11 +186,16 @@ class ReceiverConfig:
                       "(always on when the sample rates differ)", "receive")
     resampler: str = opt(DEFAULT_QUALITY, Choice(QUALITIES), "converter quality when "
                          f"resampling (default {DEFAULT_QUALITY})", "receive")
+    security: str = _security()
+    key_file: str | None = _key_file()
+    allow: list[str] | None = opt(None, Networks(), "take datagrams and connections only from "
+                                  "these addresses and networks (default: from any)", "link")
 
     def validate(self) -> "ReceiverConfig":
         """Check every field; returns self (`ConfigError` naming what is wrong)."""
         check_fields(self)
         _check_multicast(self.transport, self.host)
+        _check_security(self)
         return self
 
 

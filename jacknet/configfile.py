@@ -130,4 +130,6 @@ def _toml(value: Any, option) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, float):
         return f"{value:g}" if not value.is_integer() else f"{value:.1f}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v, option) for v in value) + "]"
     return str(value)

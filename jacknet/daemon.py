@@ -166,6 +166,12 @@ class Supervisor:
                 log.info("packets from %s again, after %.1f s without", peer,
                          time.monotonic() - age - self._quiet_from)
                 self._quiet_from = None
+        if node.config.security == "psk":
+            link += ", sealed"
+            if self.side == "recv" and (age is None or age > QUIET_SECONDS):
+                failed = node.stats().auth_failures
+                if failed:
+                    link += f"; {failed} datagram(s) did not authenticate (another key?)"
         self._enter("running", f"JACK server '{node.config.server or 'default'}', {link}")
 
     def _keep_connected(self) -> None:
@@ -221,8 +227,11 @@ class Supervisor:
                        "state": "connected" if jack is not None and not jack.lost else "absent",
                        "client": jack.name if jack is not None else None,
                        "started": self.server is not None and self.server.running}
-        out["link"] = {"transport": config.transport, "peer": peer,
+        out["link"] = {"transport": config.transport, "security": config.security,
+                       "peer": peer,
                        "last_packet_seconds": None if age is None else round(age, 3)}
+        if getattr(config, "allow", None) is not None:
+            out["link"]["allow"] = config.allow
         if self.side == "recv" and node.address is not None:
             out["link"]["bind"] = show_address(node.address)
         made = []
@@ -310,11 +319,17 @@ class Supervisor:
                 applied.append(f"{key} {old} -> {new}")
             except ConfigError as e:
                 kept.append(f"{key} ({e})")
+        if node.config.security == "psk":
+            try:
+                if node.rekey():
+                    applied.append("key-file read again: its keys are in use now")
+            except ConfigError as e:
+                kept.append(f"key-file ({e})")
         if applied:
             log.info("reload: changed %s", "; ".join(applied))
         if kept:
             log.warning("reload: kept as they were, a restart applies them: %s", "; ".join(kept))
-        if not found:
+        if not applied and not kept:
             log.info("reload: nothing changed")
         self.notifier.ready(self.summary())
         return applied
@@ -328,6 +343,8 @@ class Supervisor:
             node.config.connect = value
             made = node.jack.connect(value) if node.jack is not None else []
             log.info("connected %d port(s) to '%s'", len(made), value)
+        elif key == "key-file":
+            node.config.key_file = value  # read by the rekey that follows
         elif key == "stats-interval":
             self.interval = run.stats_interval = value
         elif key == "verbose":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from jacknet.errors import ConfigError
+from jacknet.security.access import parse_network
 
 MAX_LATENCY_MS = 1000.0  # the most the receiver's ring is sized for with a fixed margin
 
@@ -137,6 +138,27 @@ class Regex(Text):
             except re.error as e:
                 raise ValueError(f"bad regular expression {value!r}: {e}") from None
         return value
+
+
+class Networks(Kind):
+    """Addresses and CIDR networks: ``10.0.0.0/8,192.168.1.20`` on the
+    command line, a list of strings in a file."""
+
+    metavar = "NET[,NET...]"
+
+    def parse(self, text: str) -> list[str]:
+        return self.check([part for part in text.split(",") if part.strip()])
+
+    def check(self, value: Any) -> list[str] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{value!r} is not a list of addresses or networks")
+        if not value:
+            raise ValueError("an empty list would refuse every sender")
+        for entry in value:
+            parse_network(entry)
+        return [v.strip() for v in value]
 
 
 class Bitrate(Kind):

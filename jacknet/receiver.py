@@ -21,6 +21,7 @@ from jacknet.node import Node
 from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.pipeline import StreamPipeline
 from jacknet.rt.engines import Playout
+from jacknet.security.keys import load_keys
 from jacknet.stats import ReceiverStats
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,13 @@ class Receiver(Node):
 
     def open_link(self):
         c = self.config
-        return open_source(c.transport, c.host, c.port, c.interface)
+        keys = load_keys(c.key_file) if c.security == "psk" else None
+        return open_source(c.transport, c.host, c.port, c.interface, keys, c.allow)
+
+    def rekey(self) -> bool:
+        """Read the key file again and take its keys from now on; True if
+        they are not the ones in use."""
+        return self.link.rekey(load_keys(self.config.key_file))
 
     def _build(self) -> None:
         c = self.config
@@ -170,6 +177,9 @@ class Receiver(Node):
         if self.link is not None:
             link = self.link.stats()
             out.refused = link.refused
+            out.denied = link.denied
+            out.auth_failures, out.replays = link.auth_failures, link.replays
+            out.unannounced, out.announcements = link.unannounced, link.announcements
             if link.framing:
                 out.malformed["framing"] = link.framing
         if self.pipeline is not None:

@@ -26,6 +26,8 @@ from jacknet.node import Node
 from jacknet.packetizer import Packetizer
 from jacknet.reframe import RateConverter
 from jacknet.rt.engines import Capture
+from jacknet.security.keys import load_key
+from jacknet.security.seal import TAG
 from jacknet.stats import SenderStats
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,13 @@ class Sender(Node):
 
     def open_link(self):
         c = self.config
-        return open_sink(c.transport, c.host, c.port, c.ttl, c.interface)
+        key = load_key(c.key_file) if c.security == "psk" else None
+        return open_sink(c.transport, c.host, c.port, c.ttl, c.interface, key)
+
+    def rekey(self) -> bool:
+        """Read the key file again and seal with its first key from now on;
+        True if that is another key."""
+        return self.link.rekey(load_key(self.config.key_file))
 
     def _build(self) -> None:
         c = self.config
@@ -78,7 +86,9 @@ class Sender(Node):
             log.info("JACK runs at %d Hz: converting to %d Hz for Opus", jack_rate, self.rate)
             self.converter = RateConverter(c.channels, jack_rate, self.rate, self.frames)
         # One stream id for the life of this sender: a rebuild is a new Sender.
-        self.packetizer = Packetizer(self.encoder, c.channels, self.rate, self.frames, c.mtu,
+        # A sealed datagram is a tag longer than the packetizer's.
+        mtu = c.mtu - TAG if c.security == "psk" else c.mtu
+        self.packetizer = Packetizer(self.encoder, c.channels, self.rate, self.frames, mtu,
                                      c.redundancy, fec=c.codec == "opus" and c.fec,
                                      stream_id=self.stream_id)
         self.capture = self.capture_class(c.channels, capacity=max(32768, 8 * self.frames))
@@ -139,6 +149,7 @@ class Sender(Node):
             copies_left_out=pk.copies_left_out if pk and c.redundancy else None,
             send_errors=link.send_errors if link else 0,
             queue_dropped=link.queue_dropped if link else 0,
+            announcements=link.announcements if link else None,
             connected=None if c.transport == "udp" else int(bool(link and link.connected)),
             dropped_frames=cap.dropped if cap else 0,
             clipped=self.encoder.stats.get("clipped") if self.encoder else None,

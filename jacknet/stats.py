@@ -36,6 +36,8 @@ class SenderStats:
     """TCP: datagrams dropped while the connection was stalled or down (net.transport.SinkStats)."""
     connected: int | None = None
     """TCP: 1 while connected (net.transport.TcpSink)."""
+    announcements: int | None = None
+    """Sealed: announcements of the stream sent (security.links.SealedSink)."""
     dropped_frames: int = 0
     """Audio the worker could not keep up with, oldest dropped (rt/rt.c, jn_capture)."""
     clipped: int | None = None
@@ -80,6 +82,16 @@ class ReceiverStats:
     """Datagrams from another address while locked to a sender (recv.pipeline.IntakeStats)."""
     refused: int | None = None
     """TCP: second senders turned away (net.transport.SourceStats)."""
+    denied: int | None = None
+    """With allow: datagrams and connections from other addresses (net.udp.UdpSource, net.tcp.TcpSource)."""
+    auth_failures: int | None = None
+    """Sealed: datagrams that did not authenticate: a wrong key, forged, broken, unsealed (security.seal.Opener)."""
+    replays: int | None = None
+    """Sealed: authentic datagrams seen before, or an old stream's announcement (security.seal.Opener)."""
+    unannounced: int | None = None
+    """Sealed: datagrams of a stream whose announcement has not come yet (security.seal.Opener)."""
+    announcements: int | None = None
+    """Sealed: new streams accepted (security.seal.Opener)."""
     malformed: dict = field(default_factory=dict)
     """Datagrams refused, by reason (recv.pipeline.IntakeStats; framing: net.transport.SourceStats)."""
     internal_errors: int = 0

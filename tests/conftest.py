@@ -17,6 +17,7 @@ from jacknet.testing.signals import Generator
 from jacknet import Receiver, ReceiverConfig
 from jacknet import Sender, SenderConfig
 from jacknet.testing.verify import SignalChecker, SnrChecker
+from jacknet.security.keys import keygen
 from jacknet.stats import as_dict
 
 RATE = 48000
@@ -48,6 +49,11 @@ def jack_servers():
     yield get
     for server in servers.values():
         server.stop()
+
+
+def sealed_options(directory) -> dict:
+    """The options both ends of a sealed link take: a new key in ``directory``."""
+    return {"security": "psk", "key_file": str(keygen(directory / "link.key"))}
 
 
 class Listener:

@@ -46,6 +46,12 @@ def jacknet(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     ["recv", "--driver", "dummy"],                   # describes a server we start: needs --start
     ["recv", "--start", "if-missing", "--driver", "dummy", "--device", "hw:0"],
     ["recv", "--start", "sometimes"],
+    ["recv", "--security", "tls"],
+    ["recv", "--security", "psk"],                   # no key given, no credential
+    ["recv", "--security", "psk", "--key-file", "/nonexistent/link.key"],
+    ["send", "h:1", "--key-file", "/nonexistent/link.key"],          # without --security psk
+    ["recv", "--allow", "10.0.0.0/33"],
+    ["recv", "--allow", ","],
 ])
 def test_bad_flags_exit_2_with_one_line(args):
     r = jacknet(*args, "--server", "jacknet-test-none")
@@ -69,3 +75,17 @@ def test_a_jack_server_that_will_not_start_is_said_in_one_line_and_exits_1():
     assert "could not start the JACK server: jackd -n jacknet-test-none exited at start" \
         in r.stderr.strip().splitlines()[-1], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_keygen_writes_a_key_that_a_loose_mode_makes_unusable(tmp_path):
+    key = tmp_path / "link.key"
+    r = jacknet("keygen", str(key))
+    assert r.returncode == 0 and oct(key.stat().st_mode & 0o777) == "0o600", r.stderr
+    again = jacknet("keygen", str(key))
+    assert again.returncode == 2 and "not overwritten" in again.stderr
+    key.chmod(0o640)
+    r = jacknet("recv", "127.0.0.1:0", "--security", "psk", "--key-file", str(key),
+                "--server", "jacknet-test-none")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"may be read by others (mode 0640): chmod 600 {key}" in r.stderr
+    assert key.read_text().strip() not in r.stderr + r.stdout

@@ -2,18 +2,25 @@
 file and its checks, and the library refuses what the command line refuses."""
 from __future__ import annotations
 
+import tempfile
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from jacknet import ConfigError, Receiver, ReceiverConfig, Sender, SenderConfig
 from jacknet.cli import build_parser
 from jacknet.config import SERVER_FIELDS
-from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Regex, Seconds, Text, from_args,
-                            from_mapping, key_of, options)
+from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Networks, Regex, Seconds, Text,
+                             from_args, from_mapping, key_of, options)
+from jacknet.security.keys import keygen
 
+# A key the security options can name (a real one: it is read when checked).
+_KEYS = tempfile.TemporaryDirectory(prefix="jacknet-test-key-")  # gone when the run ends
+KEY_FILE = str(keygen(Path(_KEYS.name) / "link.key"))
 # What some options need beside them to be valid at all.
-NEEDS = {"opus_frame": {"codec": "opus"}, "bitrate": {"codec": "opus"},
+NEEDS = {"security": {"key_file": KEY_FILE}, "key_file": {"security": "psk"},
+         "opus_frame": {"codec": "opus"}, "bitrate": {"codec": "opus"},
          "complexity": {"codec": "opus"}, "application": {"codec": "opus"},
          "fec": {"codec": "opus", "application": "voip", "opus_frame": 10.0},
          "expected_loss": {"codec": "opus", "application": "voip", "opus_frame": 10.0,
@@ -38,8 +45,12 @@ def other_value(f, kind):
         return 2.5
     if isinstance(kind, Regex):
         return "system:.*"
+    if f.name == "key_file":
+        return KEY_FILE
     if isinstance(kind, Text):
         return "somewhere"
+    if isinstance(kind, Networks):
+        return ["10.0.0.0/8", "192.168.1.20"]
     raise AssertionError(kind)
 
 
@@ -50,6 +61,8 @@ def as_text(kind, value) -> list[str]:
         return [f"{value // 1000}"]
     if isinstance(value, float) and value.is_integer():
         return [f"{value:g}"]
+    if isinstance(kind, Networks):
+        return [",".join(value)]
     return [str(value)]
 
 

@@ -13,12 +13,12 @@ pytestmark = pytest.mark.jack  # each test runs a private jackd
 SECONDS = 11
 
 
-def assert_clean(link, min_snr_db: float) -> None:
+def assert_clean(link, min_snr_db: float, seconds: float = SECONDS) -> None:
     """One delay throughout, the SNR bound over the whole run, and no 20 ms
     window that a gap or click would spoil."""
     chk = link.checker
     stats = link.stats_since_start()
-    assert chk.frames >= (SECONDS - 0.5) * RATE, chk.summary()
+    assert chk.frames >= (seconds - 0.5) * RATE, chk.summary()
     assert link.capture.discontinuities == 0 and link.capture.dropped == 0
     if stats["late"] == 0:
         assert len(chk.delays) == 1, (chk.summary(), chk.delays, stats)

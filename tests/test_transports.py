@@ -1,5 +1,6 @@
-"""TCP that mends itself, UDP multicast to several receivers, IPv6, and the
-unicast receiver's lock on its first sender: all end to end on a real JACK server."""
+"""TCP that mends itself, UDP multicast to several receivers (both also
+sealed), IPv6, and the unicast receiver's lock on its first sender: all end
+to end on a real JACK server."""
 from __future__ import annotations
 
 import random
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import RATE, Link, run_links
+from conftest import RATE, Link, run_links, sealed_options
 from jacknet.rt.binding import JackClient
 from jacknet.rt.engines import Capture
 from jacknet import Receiver, ReceiverConfig
@@ -29,9 +30,16 @@ def test_tcp_is_bit_exact(jack_servers, links):
     assert links[0].stats_since_start()["underruns"] == 0
 
 
-def test_tcp_survives_a_cut_and_a_refusing_peer(jack_servers, links):
+@pytest.fixture(params=["off", "psk"])
+def security(request, tmp_path) -> dict:
+    """Both ends' options: unsealed, or sealed with a new key (docs/security.md)."""
+    return sealed_options(tmp_path) if request.param == "psk" else {}
+
+
+def test_tcp_survives_a_cut_and_a_refusing_peer(jack_servers, links, security):
     relay = TcpRelay()
-    link = Link(jack_servers(256), "tcpcut", 2, recv_options=TCP, relay=relay)
+    link = Link(jack_servers(256), "tcpcut", 2, recv_options={**TCP, **security}, relay=relay,
+                **security)
     links.append(link)
     resumed = {}
 
@@ -47,8 +55,10 @@ def test_tcp_survives_a_cut_and_a_refusing_peer(jack_servers, links):
     run_links(links, seconds, during=outage)
     stats = as_dict(link.receiver.stats())
     assert link.sender._thread.is_alive() and link.receiver._thread.is_alive()
-    assert link.sender.link.connects >= 2, "the sender never reconnected"
+    sink = getattr(link.sender.link, "inner", link.sender.link)  # sealed: the TCP sink inside
+    assert sink.connects >= 2, "the sender never reconnected"
     assert stats["concealed_frames"] > 0 and stats["relocks"] >= 1
+    assert not security or stats["auth_failures"] == stats["replays"] == 0, stats
     # Audio back, and exact at a constant delay, within 2 s of the relay accepting again.
     seg = link.checker.current
     assert seg.delay is not None
@@ -72,11 +82,12 @@ def test_a_second_tcp_sender_is_refused_and_the_first_plays_on(jack_servers, lin
     assert len(link.checker.segments) == 1
 
 
-def test_multicast_reaches_two_receivers_bit_exact(jack_servers, links):
+def test_multicast_reaches_two_receivers_bit_exact(jack_servers, links, security):
     server = jack_servers(256)
     group, port = f"239.255.{random.randrange(1, 250)}.{random.randrange(1, 250)}", random.randrange(40000, 50000)
-    join = {"interface": "127.0.0.1"}
-    link = Link(server, "mc", 2, host=group, port=port, recv_options=join, interface="127.0.0.1")
+    join = {"interface": "127.0.0.1", **security}
+    link = Link(server, "mc", 2, host=group, port=port, recv_options=join, interface="127.0.0.1",
+                **security)
     links.append(link)
     # A second receiver on the same group, with its own recorder and check.
     rec = JackClient("rec-mc2", server.name)
@@ -84,7 +95,7 @@ def test_multicast_reaches_two_receivers_bit_exact(jack_servers, links):
     cap = Capture(2, capacity=1 << 16)
     rec.run(cap)
     second = Receiver(ReceiverConfig(group, port, 2, "recv-mc2", "rec-mc2:in_.*", 40.0, server.name,
-                                     interface="127.0.0.1")).start()
+                                     interface="127.0.0.1", **security)).start()
     link.closers += [rec, second]
     checker = SignalChecker(cap, 0.0, server.period, RATE)
     time.sleep(1.0)
@@ -94,6 +105,8 @@ def test_multicast_reaches_two_receivers_bit_exact(jack_servers, links):
     assert_exact_tail(link, 5)
     seg = checker.current
     assert seg.delay is not None and seg.exact == seg.frames >= 5 * RATE, checker.summary()
+    if security:
+        assert second.stats().auth_failures == 0 and second.stats().announcements == 1
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])

@@ -16,6 +16,8 @@ class SinkStats:
     """TCP: datagrams dropped while the connection was stalled or down."""
     connected: bool | None = None
     """TCP: whether the connection is up (None for UDP, which has none)."""
+    announcements: int | None = None
+    """Sealed: announcements of our streams sent (None when unsealed)."""
 
 
 @dataclass
@@ -24,6 +26,16 @@ class SourceStats:
     """TCP: second senders turned away (None for UDP)."""
     framing: int = 0
     """TCP: streams whose length prefixes made no sense (the connection is dropped)."""
+    denied: int | None = None
+    """With an allow list: datagrams and connections from other addresses, dropped."""
+    auth_failures: int | None = None
+    """Sealed: datagrams that did not authenticate (None when unsealed)."""
+    replays: int | None = None
+    """Sealed: authentic datagrams seen before, or old streams replayed."""
+    unannounced: int | None = None
+    """Sealed: datagrams of a stream not announced yet."""
+    announcements: int | None = None
+    """Sealed: new streams accepted."""
 
 
 class Sink(Protocol):
@@ -50,6 +62,10 @@ class Source(Protocol):
     def drain(self) -> None:
         """Discard what arrived while nobody read (JACK was away): seconds-old
         audio would lock a new jitter buffer onto a transit time that long."""
+
+    def vouch(self) -> None:
+        """The datagram just received was authentic (a sealed link says so):
+        TCP keeps the connection it came on.  Unsealed, nobody calls it."""
 
     def stats(self) -> SourceStats: ...
 

@@ -14,6 +14,8 @@ from typing import Callable
 from jacknet.errors import ConfigError
 from jacknet.net.address import resolve, show_address
 from jacknet.net.link import SinkStats, SourceStats
+from jacknet.security.access import AllowList
+from jacknet.stats import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +122,14 @@ class TcpSource:
     """Listens for one sender at a time; a second is refused while one plays.
 
     ``on_new_peer`` is called whenever a connection is taken, so the receiver
-    can re-sync its jitter buffer after a reconnect.
+    can re-sync its jitter buffer after a reconnect.  With ``probation``
+    (a sealed link), a connection nothing authentic came on for that many
+    seconds (`vouch`) gives way to the next one, so whoever connects first
+    cannot hold the one place.  ``allow``: addresses not in it are refused.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, allow: AllowList | None = None,
+                 probation: float | None = None) -> None:
         family, kind, proto, _, address = resolve(host, port, socket.SOCK_STREAM, passive=True)
         self.listener = socket.socket(family, kind, proto)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -136,9 +142,13 @@ class TcpSource:
         self.conn: socket.socket | None = None
         self.peer: tuple | None = None
         self.on_new_peer: Callable[[], None] | None = None
-        self._stats = SourceStats(refused=0)
+        self.allow, self.probation = allow, probation
+        self._stats = SourceStats(refused=0, denied=0 if allow is not None else None)
         self._pending = bytearray()
         self._last_data = 0.0
+        self._since = 0.0  # when the connection was taken
+        self._vouched = False
+        self._noisy = RateLimitedLog(log)  # whoever connects again and again
 
     @property
     def address(self) -> tuple[str, int]:
@@ -153,15 +163,26 @@ class TcpSource:
 
     def _accept(self) -> None:
         conn, peer = self.listener.accept()
+        if self.allow is not None and peer[0] not in self.allow:
+            self._stats.denied += 1
+            self._noisy("denied", "refused a connection from %s: not in allow (%s)",
+                        show_address(peer), self.allow)
+            conn.close()
+            return
+        if self.conn is not None and self._on_probation_too_long():
+            self._drop(f"nothing authentic from it in {self.probation:g} s; "
+                       f"{show_address(peer)} is taken instead")
         if self.conn is not None:
             self._stats.refused += 1
-            log.warning("refused a second sender from %s: busy playing %s", show_address(peer), show_address(self.peer))
+            self._noisy("refused", "refused a second sender from %s: busy playing %s",
+                        show_address(peer), show_address(self.peer))
             conn.close()
             return
         keepalive(conn)
         conn.setblocking(False)
         self.conn, self.peer = conn, peer
-        self._last_data = time.monotonic()
+        self._last_data = self._since = time.monotonic()
+        self._vouched = False
         log.info("sender %s connected", show_address(peer))
         if self.on_new_peer is not None:
             self.on_new_peer()
@@ -195,6 +216,13 @@ class TcpSource:
             buf[:len(frame)] = frame
             return len(frame), self.peer
         return 0, None
+
+    def _on_probation_too_long(self) -> bool:
+        return (self.probation is not None and not self._vouched
+                and time.monotonic() - self._since > self.probation)
+
+    def vouch(self) -> None:
+        self._vouched = True
 
     def drain(self) -> None:
         # A byte stream cannot skip to its newest frame: drop the connection

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from typing import Callable
 
 from jacknet.errors import ConfigError
 from jacknet.net.address import interface_index, is_multicast, resolve
 from jacknet.net.link import SinkStats, SourceStats
+from jacknet.security.access import AllowList
 
 
 # More datagrams than any socket buffer holds: a drain stops there even
@@ -55,7 +57,8 @@ class UdpSink:
 class UdpSource:
     """Datagrams from a unicast address, or from a multicast group joined."""
 
-    def __init__(self, host: str, port: int, interface: str | None = None) -> None:
+    def __init__(self, host: str, port: int, interface: str | None = None,
+                 allow: AllowList | None = None) -> None:
         family, kind, proto, _, address = resolve(host, port, socket.SOCK_DGRAM, passive=True)
         self.sock = socket.socket(family, kind, proto)
         self.multicast = is_multicast(host)
@@ -73,7 +76,8 @@ class UdpSource:
             raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
         self.sock.settimeout(0.1)
         self.on_new_peer: Callable[[], None] | None = None  # never: UDP has no connections
-        self._stats = SourceStats()
+        self.allow = allow
+        self._stats = SourceStats(denied=0 if allow is not None else None)
 
     def _join(self, family: int, group: str, interface: str | None) -> None:
         if family == socket.AF_INET6:
@@ -89,12 +93,22 @@ class UdpSource:
 
     def receive(self, buf: bytearray, timeout: float = 0.1) -> tuple[int, tuple | None]:
         """Wait up to ``timeout`` s for one datagram: (length, sender) or (0, None)."""
-        self.sock.settimeout(timeout)
-        try:
-            n, peer = self.sock.recvfrom_into(buf)
-        except (socket.timeout, OSError):
-            return 0, None
-        return n, peer
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock.settimeout(max(0.0, timeout))
+            try:
+                n, peer = self.sock.recvfrom_into(buf)
+            except (socket.timeout, OSError):
+                return 0, None
+            if self.allow is None or peer[0] in self.allow:
+                return n, peer
+            self._stats.denied += 1
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                return 0, None
+
+    def vouch(self) -> None:
+        pass  # a datagram is kept or dropped on its own; there is no connection to keep
 
     def drain(self) -> None:
         # Only what is queued now (a socket buffer's worth at most), never
