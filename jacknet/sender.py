@@ -61,6 +61,7 @@ class Sender(Node):
         self.capture: Capture | None = None
         self.datagrams = 0
         self.bytes = 0
+        self._sealing = 0  # bytes the link adds to each datagram (the seal's tag)
         self._last_sent: float | None = None  # monotonic time, the worker's
         self.frames = self.rate = 0
         self.converter: RateConverter | None = None
@@ -87,7 +88,8 @@ class Sender(Node):
             self.converter = RateConverter(c.channels, jack_rate, self.rate, self.frames)
         # One stream id for the life of this sender: a rebuild is a new Sender.
         # A sealed datagram is a tag longer than the packetizer's.
-        mtu = c.mtu - TAG if c.security == "psk" else c.mtu
+        self._sealing = TAG if c.security == "psk" else 0
+        mtu = c.mtu - self._sealing
         self.packetizer = Packetizer(self.encoder, c.channels, self.rate, self.frames, mtu,
                                      c.redundancy, fec=c.codec == "opus" and c.fec,
                                      stream_id=self.stream_id)
@@ -129,7 +131,7 @@ class Sender(Node):
         for datagram in self.packetizer.packet(timestamp, block, jack_transport):
             if self.link.send(datagram):
                 self.datagrams += 1
-                self.bytes += len(datagram)
+                self.bytes += len(datagram) + self._sealing
                 self._last_sent = time.monotonic()
 
     def peer(self) -> tuple[str | None, float | None]:

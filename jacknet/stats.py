@@ -25,7 +25,7 @@ class SenderStats:
     datagrams: int = 0
     """Datagrams the link took, fragments included (sender.Sender)."""
     bytes: int = 0
-    """Their bytes, headers included (sender.Sender)."""
+    """Their bytes as sent, headers (and a sealed link's tags) included (sender.Sender)."""
     kbit_s: float = 0.0
     """Bits on the wire per second of audio (sender.Sender, from bytes and packets)."""
     copies_left_out: int | None = None

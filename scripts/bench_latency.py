@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -31,6 +32,7 @@ import numpy as np
 from jacknet.rt.binding import JackClient
 from jacknet.testing.jackserver import PrivateServer
 from jacknet.rt.engines import Capture
+from jacknet.security.keys import keygen
 from jacknet.testing.signals import Generator
 
 INTERVAL = 4800  # frames between impulses (100 ms at 48 kHz)
@@ -164,7 +166,11 @@ def main() -> int:
     ap.add_argument("--transports", nargs="+", default=["udp"], choices=["udp", "tcp"])
     ap.add_argument("--rt-priority", type=int, nargs="+", default=[5],
                     help="jacknet --rt-priority values to compare (one row each)")
+    ap.add_argument("--security", nargs="+", default=["off"], choices=["off", "psk"],
+                    help="off and/or psk (sealed, with a key made for the run): one row each")
     args = ap.parse_args()
+    keys = tempfile.TemporaryDirectory(prefix="jacknet-bench-key-")
+    key = str(keygen(os.path.join(keys.name, "link.key")))
     rate = 48000
     realtime = not args.no_realtime and os.geteuid() == 0
     py = [sys.executable, "-m", "jacknet"]
@@ -179,10 +185,12 @@ def main() -> int:
             rows.append(run_case(server, "direct", channels, args.seconds,
                                  [["jack_thru", "bench-thru", server.name]], watcher,
                                  wiring=direct_wiring(channels)))
-            for codec, transport, prio in itertools.product(args.codecs, args.transports,
-                                                        args.rt_priority):
+            for codec, transport, prio, security in itertools.product(
+                    args.codecs, args.transports, args.rt_priority, args.security):
                 common = ["--server", server.name, "--channels", str(channels),
                           "--rt-priority", str(prio), "--transport", transport]
+                if security == "psk":
+                    common += ["--security", "psk", "--key-file", key]
                 name, _, frame = codec.partition("/")
                 opus = ["--opus-frame", frame] if frame else []
                 link = [py + ["recv", "127.0.0.1:47999", *common, "--connect", "bench-det:in_.*",
@@ -191,7 +199,8 @@ def main() -> int:
                               "--codec", name, *opus, "--stats-interval", "1"]]
                 label = (f"jacknet {name}" + (f" {frame} ms" if frame else "")
                          + (f" {transport}" if len(args.transports) > 1 else "")
-                         + (f" prio {prio}" if len(args.rt_priority) > 1 else ""))
+                         + (f" prio {prio}" if len(args.rt_priority) > 1 else "")
+                         + (" sealed" if security == "psk" else ""))
                 rows.append(run_case(server, label, channels, args.seconds, link, watcher,
                                      lossy=name == "opus"))
         watcher.close()

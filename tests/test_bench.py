@@ -32,3 +32,11 @@ def test_bench_headless_prints_every_row_measured():
     rows = [line for line in r.stdout.splitlines()
             if line.startswith("| ") and not line.startswith("| what")]
     assert len(rows) == 6 and all(row.endswith("| 0 |") for row in rows), r.stdout
+
+
+def test_bench_seal_prints_a_row_per_codec_and_channel_count():
+    r = subprocess.run([sys.executable, str(SCRIPTS / "bench_seal.py"), "--packets", "50",
+                        "--rounds", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sum(line.startswith("| ") for line in r.stdout.splitlines()) == 1 + 6, r.stdout  # head, rows
