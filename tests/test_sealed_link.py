@@ -58,13 +58,15 @@ def test_sealed_links_are_exact_and_clean(jack_servers, links, sealed):
 
 class SealedForgeries:
     """Beside every real datagram, from the sender's own address: three of
-    the robustness tests' header lies and bit flips, a replay of one seen
-    400 datagrams before, a datagram of the stream's own id sealed with
-    another key, and one of an older stream sealed with the right key (a
-    recording), each of the last two announced now and then."""
+    the robustness tests' header lies (NaN payloads among them), one bit
+    flipped anywhere, one truncated, a replay of one seen 400 datagrams
+    before, a datagram of the stream's own id sealed with another key, and
+    one of an older stream sealed with the right key (a recording), each of
+    the last two announced now and then."""
 
     def __init__(self, key: bytes, stream_id: int) -> None:
         self.lies = PacketForger(3, seed=9)
+        self.rng = random.Random(11)
         self.past: collections.deque[bytes] = collections.deque(maxlen=400)
         self.wrong = Sealer(bytes(32), stream_id)
         self.recorded = Sealer(key, stream_id ^ 1, started_ns=time.time_ns() - 3600 * 10**9)
@@ -81,7 +83,11 @@ class SealedForgeries:
     def __call__(self, datagram: bytes) -> list[bytes]:
         self.past.append(datagram)
         i = self.n % 400
+        flipped = bytearray(datagram)
+        bit = self.rng.randrange(8 * len(flipped))
+        flipped[bit // 8] ^= 1 << bit % 8
         out = self.lies(datagram) + [
+            bytes(flipped), datagram[:self.rng.randrange(len(datagram))],
             self.past[0], self.wrong.seal(self.plain[self.wrong.stream_id][i]),
             self.recorded.seal(self.plain[self.recorded.stream_id][i])]
         if self.n % 50 == 0:
@@ -110,10 +116,10 @@ def test_forgeries_on_the_path_reach_nothing_and_move_nothing(jack_servers, link
     run_links(links, 8, during=phases)
     shooter.close()
     stats = as_dict(link.receiver.stats())
-    # Each of the six forgeries beside a datagram is refused and counted (or,
-    # where a lie changed nothing and came first, the real twin is a replay).
+    # Each of the eight forgeries beside a datagram is refused and counted
+    # (the replay, where it came first, as its real twin).
     refused = stats["auth_failures"] + stats["replays"] + stats["unannounced"]
-    assert forger.n > 500 and refused >= 6 * forger.n, (forger.n, stats)
+    assert forger.n > 500 and refused >= 8 * forger.n, (forger.n, stats)
     assert stats["replays"] >= forger.n - 400 and stats["unannounced"] >= forger.n, stats
     assert stats["announcements"] == 1, stats  # the real stream's; neither forged one
     # Nothing of it got past the opener: the pipeline saw the real stream only.
