@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import RATE, Link, run_links, sealed_options
+from conftest import HOLD_LIMIT, RATE, Link, judge_links, run_links, sealed_options
 from jacknet.rt.binding import JackClient
 from jacknet.rt.engines import Capture
 from jacknet import Receiver, ReceiverConfig
@@ -50,19 +50,30 @@ def test_tcp_survives_a_cut_and_a_refusing_peer(jack_servers, links, security):
         elif t >= 5 and "at" not in resumed:
             relay.resume()
             resumed["at"] = t
+        seg = link.checker.current
+        if ("at" in resumed and "exact" not in resumed and t - resumed["at"] >= 0.5
+                and seg is not None and seg.delay is not None and seg.clean_tail >= RATE // 2):
+            resumed["exact"] = t - 0.5  # when that half second of exact audio began
 
     seconds = 12
-    run_links(links, seconds, during=outage)
+    hold = run_links(links, seconds, during=outage)
     stats = as_dict(link.receiver.stats())
     assert link.sender._thread.is_alive() and link.receiver._thread.is_alive()
     sink = getattr(link.sender.link, "inner", link.sender.link)  # sealed: the TCP sink inside
     assert sink.connects >= 2, "the sender never reconnected"
     assert stats["concealed_frames"] > 0 and stats["relocks"] >= 1
     assert not security or stats["auth_failures"] == stats["replays"] == 0, stats
-    # Audio back, and exact at a constant delay, within 2 s of the relay accepting again.
+    # Audio back, and exact at a constant delay, within 2 s of the relay
+    # accepting again; and exact from then on.
+    assert resumed.get("exact", seconds) - resumed["at"] <= 2.0, (link.checker.summary(), stats)
     seg = link.checker.current
     assert seg.delay is not None
-    assert seg.clean_tail >= (seconds - resumed["at"] - 2.0) * RATE, (link.checker.summary(), stats)
+    if seg.clean_tail < (seconds - resumed["at"] - 2.0) * RATE:
+        # Only where this process (sender, receiver and relay share its GIL)
+        # was held up, as a TCP sender's queue then drops: a fresh window
+        # must be exact.
+        assert hold >= HOLD_LIMIT, (link.checker.summary(), stats, link.sender.stats(), hold)
+        judge_links(links, 3, lambda: assert_exact_tail(link, 2.5))
 
 
 def test_a_second_tcp_sender_is_refused_and_the_first_plays_on(jack_servers, links):
