@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import RATE, Link, run_links, sealed_options, wait_for
+from conftest import (HOLD_LIMIT, RATE, Link, judge_links, run_links, sealed_options,
+                      wait_for)
 from daemons import PERIOD, Ends, FakeSystemd, daemon, free_port
 from forge import PacketForger
 from jacknet.codecs import make_encoder
@@ -45,15 +46,22 @@ def test_sealed_links_are_exact_and_clean(jack_servers, links, sealed):
     opus = Link(server, "sealed-opus", 2, "opus", recv_options=sealed, **sealed)
     links.append(opus)
     seconds = 8
-    run_links(links, seconds)
-    for link in links[:2]:
-        assert_exact_tail(link, seconds - 0.5)
-        stats = link.stats_since_start()
-        assert stats["lost"] == stats["auth_failures"] == stats["replays"] == 0, stats
+
+    def check() -> None:
+        for link in links[:2]:
+            assert_exact_tail(link, seconds - 0.5)
+            stats = link.stats_since_start()
+            assert stats["lost"] == stats["auth_failures"] == stats["replays"] == 0, stats
+        assert links[0].checker.current.max_error == 0.0
+        assert_clean(opus, 18.0, seconds)
+
+    # As the unsealed links are judged (test_link): a window in which this
+    # busy process was held up is judged again.
+    judge_links(links, seconds, check)
+    for link in links:
         assert link.receiver.stats().announcements == 1
+        assert link.receiver.stats().auth_failures == 0
         assert link.sender.stats().announcements >= seconds
-    assert links[0].checker.current.max_error == 0.0
-    assert_clean(opus, 18.0, seconds)
 
 
 class SealedForgeries:
@@ -113,7 +121,7 @@ def test_forgeries_on_the_path_reach_nothing_and_move_nothing(jack_servers, link
             for _ in range(5):
                 shooter.sendto(rng.randbytes(rng.randrange(1, 1500)), link.receiver.address)
 
-    run_links(links, 8, during=phases)
+    hold = run_links(links, 8, during=phases)
     shooter.close()
     stats = as_dict(link.receiver.stats())
     # Each of the eight forgeries beside a datagram is refused and counted
@@ -125,8 +133,15 @@ def test_forgeries_on_the_path_reach_nothing_and_move_nothing(jack_servers, link
     # Nothing of it got past the opener: the pipeline saw the real stream only.
     assert stats["strays"] == stats["foreign"] == stats["leaps"] == 0, stats
     assert stats["malformed"] == {} and stats["relocks"] == 0 and stats["lost"] == 0, stats
-    assert len(link.checker.segments) == 1, link.checker.summary()
-    assert_exact_tail(link, 7.5)
+    try:
+        assert len(link.checker.segments) == 1, link.checker.summary()
+        assert_exact_tail(link, 7.5)
+    except AssertionError:
+        # Only where this process (sender, relay, forger and receiver share
+        # its GIL) was held up and a packet came late; then a fresh window.
+        if hold < HOLD_LIMIT or not stats["late"]:
+            raise
+        judge_links(links, 3, lambda: assert_exact_tail(link, 2.5))
 
 
 def test_sealed_daemons_rotate_their_key_on_reload_without_a_gap(tmp_path):
