@@ -116,6 +116,8 @@ class SenderConfig:
                                 "an IPv6 interface name or index", "link")
     security: str = _security()
     key_file: str | None = _key_file()
+    no_transport: bool = opt(False, Flag(), "share no JACK transport: receivers that follow "
+                             "it leave theirs alone", "sync")
 
     @property
     def opus(self) -> OpusSettings:
@@ -190,12 +192,30 @@ class ReceiverConfig:
     key_file: str | None = _key_file()
     allow: list[str] | None = opt(None, Networks(), "take datagrams and connections only from "
                                   "these addresses and networks (default: from any)", "link")
+    follow_transport: bool = opt(False, Flag(), "move this JACK server's transport with the "
+                                 "sender's: start, stop and locate, aligned with the audio "
+                                 "played", "sync")
+    transport_offset: int = opt(0, Int(-10**7, 10**7, "FRAMES"), "with --follow-transport: "
+                                "be this many frames ahead of the sender frame heard "
+                                "(default 0: aligned with the audio)", "sync")
+    transport_tolerance: int | None = opt(None, Int(1, 10**6, "FRAMES"), "with "
+                                          "--follow-transport: locate again when the "
+                                          "transports drift this far apart (default: one "
+                                          "period)", "sync")
+    timebase: bool = opt(False, Flag(), "with --follow-transport: be this server's timebase "
+                         "master with the sender's bar, beat and tempo", "sync")
 
     def validate(self) -> "ReceiverConfig":
         """Check every field; returns self (`ConfigError` naming what is wrong)."""
         check_fields(self)
         _check_multicast(self.transport, self.host)
         _check_security(self)
+        if not self.follow_transport:
+            given = [f"--{key_of(f)}" for f, _ in options(ReceiverConfig)
+                     if f.name in ("transport_offset", "transport_tolerance", "timebase")
+                     and getattr(self, f.name) != getattr(ReceiverConfig(), f.name)]
+            if given:
+                raise ConfigError(f"{given[0]} applies with --follow-transport only")
         return self
 
 

@@ -244,6 +244,7 @@ class Supervisor:
         if self.reconnects:
             stats = dataclasses.replace(stats, reconnects=self.reconnects)
         out["stats"] = as_dict(stats)
+        out["jack_transport"] = _jack_transport(self.side, config, stats)
         return out
 
     def run(self) -> int:
@@ -499,3 +500,14 @@ class Supervisor:
             return False
         self._server_error = None
         return True
+
+
+def _jack_transport(side: str, config, stats) -> dict:
+    """The status's ``jack_transport``: both transports and how far apart."""
+    if side == "send":
+        return {"shared": not config.no_transport, "state": stats.jack_transport,
+                "frame": stats.jack_transport_frame, "changes": stats.transport_changes}
+    return {"follow": config.follow_transport,
+            "sender": {"state": stats.sender_transport, "frame": stats.sender_transport_frame},
+            "here": {"state": stats.jack_transport, "frame": stats.jack_transport_frame},
+            "offset_frames": stats.transport_error_frames}

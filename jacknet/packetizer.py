@@ -2,7 +2,7 @@
 
 `Packetizer` encodes one block, adds as many copies of the packets before it
 as fit in one datagram (``redundancy``), stamps the header (stream id,
-sequence, timestamp, the JACK transport's state) and cuts fragments where a
+sequence, timestamp, what `TransportWatch` says of the JACK transport) and cuts fragments where a
 packet exceeds the MTU.  No I/O: the `Sender` hands the datagrams to its
 link, and tests build real streams with it.
 """
@@ -15,6 +15,7 @@ import numpy as np
 
 from jacknet.codecs import Encoder
 from jacknet.net import protocol
+from jacknet.sync.watch import NO_TRANSPORT, Said
 
 
 class Packetizer:
@@ -53,30 +54,34 @@ class Packetizer:
         across (a copy must be of the packet right before)."""
         self._history.clear()
 
-    def packet(self, timestamp: int, block: np.ndarray,
-               jack_transport: tuple[int, int] = (0, 0)) -> list[bytes]:
-        """Encode ``block`` (channels x frames) of sender frame ``timestamp``;
-        returns its datagrams."""
+    def packet(self, timestamp: int, block: np.ndarray, said: Said = NO_TRANSPORT) -> list[bytes]:
+        """Encode ``block`` (channels x frames) of sender frame ``timestamp``,
+        with what ``said`` says of the JACK transport; returns its datagrams."""
         encoded = self.encoder.encode(block)
-        payload, more = self._with_copies(encoded)
+        payload, more = self._with_copies(
+            encoded, protocol.TIMELINE_SIZE if said.timeline is not None else 0)
+        if said.timeline is not None:
+            payload = said.timeline.pack() + payload
+            more |= protocol.FLAG_TIMELINE
         header = protocol.Header(self.encoder.codec_id, self.stream_id, self._seq, timestamp,
                                  self.rate, self.frames, self.channels, flags=self.flags | more,
-                                 jack_transport_state=jack_transport[0],
-                                 jack_transport_frame=jack_transport[1])
+                                 jack_transport_state=said.state,
+                                 jack_transport_frame=said.frame & 0xFFFFFFFF,
+                                 jack_transport_epoch=said.epoch)
         if self.redundancy:
             self._history.appendleft(encoded)
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         self.packets += 1
         return protocol.fragment(header, payload, self.mtu)
 
-    def _with_copies(self, encoded: bytes) -> tuple[bytes, int]:
+    def _with_copies(self, encoded: bytes, reserved: int) -> tuple[bytes, int]:
         """The payload with as many earlier packets as fit in one datagram,
         and the flag that says so.  A packet that needs fragments goes alone:
         a bigger datagram would make loss worse, not better."""
         history = self._history
         if not self.redundancy:
             return encoded, 0
-        room = self.mtu - protocol.HEADER_SIZE
+        room = self.mtu - protocol.HEADER_SIZE - reserved
         if protocol.redundant_size(len(encoded), []) > room:
             self.copies_left_out += len(history)
             return encoded, 0

@@ -15,6 +15,7 @@ from jacknet.clock.autolatency import MAX_MARGIN_SECONDS
 from jacknet.config import ReceiverConfig
 from jacknet.errors import ConfigError
 from jacknet.net import protocol
+from jacknet.net.protocol import TimelineBlock
 from jacknet.net.address import is_multicast, show_address
 from jacknet.net.transport import open_source
 from jacknet.node import Node
@@ -22,7 +23,8 @@ from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.pipeline import StreamPipeline
 from jacknet.rt.engines import Playout
 from jacknet.security.keys import load_keys
-from jacknet.stats import ReceiverStats
+from jacknet.stats import TRANSPORT_STATES, ReceiverStats
+from jacknet.sync.follow import Follower
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class Receiver(Node):
         self.pipeline: StreamPipeline | None = None
         self._last_datagram: tuple | None = None  # (peer, monotonic time), the worker's
         self._new_margin: int | None = None  # set_latency's, for the worker to apply
+        self.follower: Follower | None = None
+        self._bbt: TimelineBlock | None = None  # the timeline block the timebase master has
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -98,7 +102,28 @@ class Receiver(Node):
         self.pipeline = StreamPipeline(self.jitter, c.channels, rate, lock_sender=lock,
                                        drift=c.drift, resampler=c.resampler)
         self.link.on_new_peer = lambda: self.pipeline.resync("a sender connected")
+        if c.follow_transport:
+            self.jack.follow_transport(self.playout, c.timebase)
+            self.follower = Follower(self.playout.command, self.pipeline.heard_at,
+                                     self.pipeline.heard_until, self._to_local, period, rate,
+                                     c.transport_tolerance)
         self.jack.run(self.playout)
+
+    def _to_local(self, frame: float) -> int:
+        """A sender JACK transport frame as this server's transport frame."""
+        heard = self.pipeline.heard
+        ratio = self.jack.samplerate / heard.transport_rate if heard else 1.0
+        return (round(frame * ratio) + self.config.transport_offset) & 0xFFFFFFFF
+
+    def _follow(self) -> None:
+        """Once per turn of the worker: the follower's step, and the BBT a
+        timebase master carries on."""
+        self.follower.step(self.playout.transport_snapshot())
+        heard = self.pipeline.heard
+        block = heard.timeline if heard else None
+        if self.config.timebase and block is not None and block is not self._bbt:
+            self._bbt = block
+            self.playout.set_bbt(block, self._to_local(block.frame), self.jack.samplerate)
 
     def set_latency(self, latency_ms: float | None) -> None:
         """Change ``--latency`` while running (a reload): the worker, which
@@ -148,6 +173,8 @@ class Receiver(Node):
                 pipeline.feed(view[:n], peer, now)
                 self._last_datagram = (peer, time.monotonic())
             pipeline.tick(now)
+            if self.follower is not None:
+                self._follow()
             if self._new_margin is not None:
                 margin, self._new_margin = self._new_margin, None
                 self.jitter.set_margin(margin)
@@ -185,4 +212,24 @@ class Receiver(Node):
         if self.pipeline is not None:
             self.pipeline.report(out)
         out.xruns = self.jack.xruns if self.jack else 0
+        self._report_transport(out)
         return out
+
+    def _report_transport(self, out: ReceiverStats) -> None:
+        heard = self.pipeline.heard if self.pipeline else None
+        if heard is not None and heard.latest is not None:
+            out.sender_transport = TRANSPORT_STATES.get(heard.latest.state)
+            out.sender_transport_frame = int(heard.latest.frame)
+            out.transport_changes = heard.changes
+        if self.follower is None:
+            return
+        snap = self.playout.transport_snapshot()
+        if snap is not None:
+            out.jack_transport = TRANSPORT_STATES.get(snap.state, str(snap.state))
+            out.jack_transport_frame = snap.frame
+        f = self.follower.stats
+        out.transport_error_frames = f.error_frames
+        out.transport_rolls, out.transport_stops = f.rolls, f.stops
+        out.transport_locates, out.transport_relocates = f.locates, f.relocates
+        out.transport_drift_relocates = f.drift_relocates
+        out.transport_held = self.playout.held

@@ -28,7 +28,8 @@ from jacknet.reframe import RateConverter
 from jacknet.rt.engines import Capture
 from jacknet.security.keys import load_key
 from jacknet.security.seal import TAG
-from jacknet.stats import SenderStats
+from jacknet.stats import TRANSPORT_STATES, SenderStats
+from jacknet.sync.watch import TransportWatch
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Sender(Node):
         self.encoder: Encoder | None = None
         self.packetizer: Packetizer | None = None
         self.capture: Capture | None = None
+        self.watch: TransportWatch | None = None
         self.datagrams = 0
         self.bytes = 0
         self._sealing = 0  # bytes the link adds to each datagram (the seal's tag)
@@ -93,6 +95,7 @@ class Sender(Node):
         self.packetizer = Packetizer(self.encoder, c.channels, self.rate, self.frames, mtu,
                                      c.redundancy, fec=c.codec == "opus" and c.fec,
                                      stream_id=self.stream_id)
+        self.watch = TransportWatch(self.rate, jack_rate, share=not c.no_transport)
         self.capture = self.capture_class(c.channels, capacity=max(32768, 8 * self.frames))
         self.jack.run(self.capture)
 
@@ -119,16 +122,19 @@ class Sender(Node):
                 if pos != expected:
                     self.packetizer.gap()
                 expected = pos + block.shape[1]
-                jack_transport = cap.jack_transport_at(pos)
                 if self.converter is None:
-                    self._send(pos, block, jack_transport)
+                    self._send(pos, block, pos)
                     continue
                 for stamp, frame in self.converter.push(pos, block):
-                    self._send(stamp, frame, jack_transport)
+                    self._send(stamp, frame, round(stamp * self.jack.samplerate / self.rate))
 
-    def _send(self, timestamp: int, block: np.ndarray, jack_transport: tuple[int, int]) -> None:
-        """Encode one packet's audio and send it, with its copies."""
-        for datagram in self.packetizer.packet(timestamp, block, jack_transport):
+    def _send(self, timestamp: int, block: np.ndarray, position: int) -> None:
+        """Encode one packet's audio (its first frame captured at ``position``)
+        and send it, with its copies and the JACK transport then."""
+        cap = self.capture
+        said = self.watch.packet(timestamp, *cap.jack_transport_at(position),
+                                 cap.timeline_at(position))
+        for datagram in self.packetizer.packet(timestamp, block, said):
             if self.link.send(datagram):
                 self.datagrams += 1
                 self.bytes += len(datagram) + self._sealing
@@ -156,4 +162,13 @@ class Sender(Node):
             dropped_frames=cap.dropped if cap else 0,
             clipped=self.encoder.stats.get("clipped") if self.encoder else None,
             xruns=self.jack.xruns if self.jack else 0,
-            cycles=cap.cycles if cap else 0)
+            cycles=cap.cycles if cap else 0,
+            **self._transport())
+
+    def _transport(self) -> dict:
+        watch = self.watch
+        if watch is None or not watch.share or watch.last is None:
+            return {}
+        state, frame = watch.last
+        return {"jack_transport": TRANSPORT_STATES.get(state, str(state)),
+                "jack_transport_frame": frame, "transport_changes": watch.changes}

@@ -14,6 +14,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+# JACK transport states (jack_transport_state_t) by number, as stats name them.
+TRANSPORT_STATES = {0: "stopped", 1: "rolling", 2: "looping", 3: "starting", 4: "net-starting"}
+
 # Old spellings kept for scripts that read the stats line: alias -> name.
 ALIASES = {"margin_ms": "slack_ms"}
 
@@ -46,6 +49,12 @@ class SenderStats:
     """JACK xruns seen by this client (rt.binding.JackClient)."""
     cycles: int = 0
     """JACK cycles captured (rt/rt.c, jn_capture)."""
+    jack_transport: str | None = None
+    """The JACK transport's state in the last packet: stopped, rolling, starting (sync.watch.TransportWatch); None with --no-transport."""
+    jack_transport_frame: int | None = None
+    """Its frame then (sync.watch.TransportWatch)."""
+    transport_changes: int | None = None
+    """Starts, stops and locates of the JACK transport sent (sync.watch.TransportWatch)."""
     reconnects: int | None = None
     """Links rebuilt after the JACK server went away or changed format (daemon.Supervisor)."""
 
@@ -138,6 +147,30 @@ class ReceiverStats:
     """With --latency auto: the arrival jitter measured (clock.autolatency.JitterMeter)."""
     reconnects: int | None = None
     """Links rebuilt after the JACK server went away or changed format (daemon.Supervisor)."""
+    sender_transport: str | None = None
+    """The sender's JACK transport in the newest packet: stopped, rolling, starting (sync.heard.HeardTransport); None if it shares none."""
+    sender_transport_frame: int | None = None
+    """Its frame then (sync.heard.HeardTransport)."""
+    transport_changes: int | None = None
+    """The sender's starts, stops and locates heard (sync.heard.HeardTransport)."""
+    jack_transport: str | None = None
+    """With --follow-transport: this server's JACK transport in the last cycle (rt/rt.c, jn_follow)."""
+    jack_transport_frame: int | None = None
+    """Its frame then (rt/rt.c, jn_follow)."""
+    transport_error_frames: int | None = None
+    """With --follow-transport: this transport's frame less the sender frame of the audio played (plus --transport-offset), last time both rolled (sync.follow.FollowStats)."""
+    transport_rolls: int | None = None
+    """Starts made, each to the frame of the audio heard (sync.follow.FollowStats)."""
+    transport_stops: int | None = None
+    """Stops made (sync.follow.FollowStats)."""
+    transport_locates: int | None = None
+    """Locates of the stopped transport (sync.follow.FollowStats)."""
+    transport_relocates: int | None = None
+    """Locates while rolling: the sender located, the mapping moved, or drift (sync.follow.FollowStats)."""
+    transport_drift_relocates: int | None = None
+    """Of those, for drift beyond --transport-tolerance alone (sync.follow.FollowStats)."""
+    transport_held: int | None = None
+    """Cycles this client held the transport in Starting to roll aligned (rt/rt.c, jn_follow)."""
 
 
 def as_dict(stats) -> dict:

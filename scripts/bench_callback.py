@@ -40,7 +40,8 @@ def main() -> int:
         ins = np.random.default_rng(0).standard_normal((ch, period)).astype(np.float32)
         in_ptrs = ffi.new("float *[]", [ffi.from_buffer("float[]", r) for r in ins])
         cap = Capture(ch, 1 << 15)
-        push = per_call(lambda: lib.jn_capture_push(cap.state, 0, period, in_ptrs, 0, 0))
+        pos = ffi.new("jn_position *")
+        push = per_call(lambda: lib.jn_capture_push(cap.state, 0, period, in_ptrs, pos, 0))
 
         pl = Playout(ch, 1 << 15, 48000)
         block = np.zeros((ch, 1 << 14), np.float32)

@@ -52,6 +52,9 @@ def jacknet(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     ["send", "h:1", "--key-file", "/nonexistent/link.key"],          # without --security psk
     ["recv", "--allow", "10.0.0.0/33"],
     ["recv", "--allow", ","],
+    ["recv", "--timebase"],                          # without --follow-transport
+    ["recv", "--follow-transport", "--transport-tolerance", "0"],
+    ["send", "h:1", "--follow-transport"],           # a receiver's option
 ])
 def test_bad_flags_exit_2_with_one_line(args):
     r = jacknet(*args, "--server", "jacknet-test-none")

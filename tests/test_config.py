@@ -25,6 +25,9 @@ NEEDS = {"security": {"key_file": KEY_FILE}, "key_file": {"security": "psk"},
          "fec": {"codec": "opus", "application": "voip", "opus_frame": 10.0},
          "expected_loss": {"codec": "opus", "application": "voip", "opus_frame": 10.0,
                            "fec": True},
+         # Transport sync's settings come with --follow-transport.
+         **{name: {"follow_transport": True}
+            for name in ("transport_offset", "transport_tolerance", "timebase")},
          # The JACK server we start: its settings come with --start.
          **{name: {"start": "if-missing"} for name in SERVER_FIELDS}}
 

@@ -34,9 +34,9 @@ def patched(offset: int, fmt_bytes: bytes) -> bytes:
     (b"", "truncated"),
     (datagram()[:HEADER_SIZE - 1], "truncated"),
     (patched(0, b"XNET"), "magic"),
-    (patched(4, b"\x02"), "version"),
+    (patched(4, b"\x01"), "version"),
     (patched(5, b"\x09"), "codec"),
-    (patched(7, b"\x07"), "transport"),
+    (patched(7, b"\x05"), "transport"),
     (patched(6, b"\x80"), "flags"),
     (datagram(replace(H, channels=0)), "channels"),
     (datagram(replace(H, channels=65)), "channels"),
@@ -134,3 +134,41 @@ def test_a_redundancy_table_that_lies_is_refused(payload):
     with pytest.raises(MalformedPacket) as e:
         protocol.split_redundant(payload)
     assert e.value.reason == "redundancy"
+
+
+def test_the_state_byte_carries_the_epoch_modulo_32():
+    for epoch in (0, 1, 31, 32, 33):
+        h = replace(H, jack_transport_epoch=epoch)
+        assert parse(datagram(h)).jack_transport_epoch == epoch % protocol.EPOCHS
+        assert parse(datagram(h)).jack_transport_state == 1
+    none = parse(datagram(replace(H, jack_transport_state=protocol.TRANSPORT_NONE)))
+    assert none.jack_transport_state == protocol.TRANSPORT_NONE
+
+
+BBT = protocol.TimelineBlock(44100, 123456, True, 17, 3, 1500, 4.0, 4.0, 1920.0, 128.5, 122880.0)
+
+
+def test_a_timeline_block_round_trips_before_the_payload():
+    block, rest = protocol.split_timeline(BBT.pack() + b"audio")
+    assert (block, rest) == (BBT, b"audio")
+    plain = protocol.TimelineBlock(48000, 5)
+    assert protocol.split_timeline(plain.pack() + b"x")[0] == plain
+
+
+@pytest.mark.parametrize("block", [
+    replace(BBT, rate=10), replace(BBT, bpm=0.0), replace(BBT, bpm=float("nan")),
+    replace(BBT, beat=5), replace(BBT, tick=1920), replace(BBT, bar=0),
+    replace(BBT, beats_per_bar=float("inf")), replace(BBT, bar_start_tick=float("nan")),
+    replace(BBT, ticks_per_beat=0.0)])
+def test_a_timeline_block_no_transport_could_give_is_refused(block):
+    with pytest.raises(MalformedPacket) as e:
+        protocol.split_timeline(block.pack() + b"audio")
+    assert e.value.reason == "timeline"
+
+
+def test_a_timeline_flag_on_a_short_payload_is_refused():
+    h = replace(H, flags=protocol.FLAG_TIMELINE)
+    header = parse(datagram(h, b"\x00" * 20))
+    with pytest.raises(MalformedPacket):
+        protocol.split_timeline(b"\x00" * 20)
+    assert header.flags == protocol.FLAG_TIMELINE

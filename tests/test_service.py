@@ -198,3 +198,14 @@ def test_state_paths(tmp_path, monkeypatch):
     assert state_path("recv", "auto") == tmp_path / "xdg" / "jacknet" / "recv.connections.json"
     assert state_path("recv", "off") is None
     assert state_path("recv", "/x/y.json") == Path("/x/y.json")
+
+
+def test_the_status_says_both_jack_transports_in_one_line():
+    from jacknet.service.status import transport_line
+    follow = {"follow": True, "sender": {"state": "rolling", "frame": 48000},
+              "here": {"state": "rolling", "frame": 48002}, "offset_frames": 2}
+    assert transport_line(follow) == ("JACK transport: sender rolling at 48000, here rolling "
+                                      "at 48002, 2 frames apart")
+    assert transport_line({"shared": False}) == "JACK transport: not shared (--no-transport)"
+    assert transport_line({"shared": True, "state": "stopped", "frame": 0, "changes": 0}) == \
+        "JACK transport: stopped at 0, sent with every packet"

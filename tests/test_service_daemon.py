@@ -151,6 +151,12 @@ def test_jacknet_status_asks_a_daemon_started_from_its_config_file(systemd, tmp_
     assert {"packets", "lost", "late", "underruns", "xruns"} <= set(answer["stats"])
     assert human.stdout.startswith("status-recv [recv] running: JACK server")
     assert "recv: datagrams=0" in human.stdout
+    assert answer["jack_transport"] == {"follow": False,
+                                        "sender": {"state": None, "frame": None},
+                                        "here": {"state": None, "frame": None},
+                                        "offset_frames": None}
+    assert "JACK transport: nothing heard of a sender's JACK transport; not followed here" \
+        in human.stdout
     # Reading the status changes nothing the stats line prints: the same
     # fields, and the counters go on as they were.
     keys = [[kv.split("=")[0] for kv in line.split()] for line in lines_before + lines_after]

@@ -97,12 +97,26 @@ class ClockBridge:
         """The sender frame that became receiver-time frame ``out_time``."""
         return self._in_end - (self._out_end - out_time) * self.ratio
 
-    def deadline(self, timestamp: int) -> int | None:
-        """When sender frame ``timestamp`` must be decoded (see `JitterBuffer.deadline`)."""
+    def sender_frame(self, out_time: float) -> float | None:
+        """The sender frame heard at receiver-time frame ``out_time``, at the
+        ratio now (None before the first block).  Exact to the frame, for
+        transport sync: the resampler's output lags what it was given by
+        the frames it holds back (the drift loop needs no such care: it
+        holds a distance, whatever its constant part)."""
         if self._in_end is None:
             return None
-        out_time = self._out_end + (timestamp - self._in_end) / self.ratio
-        return self.jitter.deadline(round(out_time))
+        return self._sender_frame(out_time) - self.resampler.delay
+
+    def out_time(self, timestamp: float) -> float | None:
+        """The receiver-time frame sender frame ``timestamp`` becomes."""
+        if self._in_end is None:
+            return None
+        return self._out_end + (timestamp - self._in_end) / self.ratio
+
+    def deadline(self, timestamp: int) -> int | None:
+        """When sender frame ``timestamp`` must be decoded (see `JitterBuffer.deadline`)."""
+        out_time = self.out_time(timestamp)
+        return None if out_time is None else self.jitter.deadline(round(out_time))
 
     def steer(self) -> None:
         """Once per receiver cycle: set the ratio for what comes next."""

@@ -31,8 +31,24 @@ class Resampler:
             raise ValueError(f"resampler quality must be one of {', '.join(QUALITIES)}")
         self.channels = channels
         self._state = samplerate.Resampler(quality, channels=channels)
+        self.delay = _delay(quality)
 
     def process(self, block: np.ndarray, ratio: float) -> np.ndarray:
         """Resample ``block`` at ``ratio`` output frames per input frame."""
         out = self._state.process(np.ascontiguousarray(block.T), ratio, end_of_input=False)
         return np.ascontiguousarray(out.T, dtype=np.float32).reshape(self.channels, -1)
+
+
+_DELAYS: dict[str, int] = {}
+
+
+def _delay(quality: str) -> int:
+    """Input frames a converter holds back: its output's last frame is of
+    input frame (frames in - 1 - delay).  Measured once, on a ramp: what
+    libsamplerate does is easier measured than derived per converter."""
+    if quality not in _DELAYS:
+        import samplerate
+        ramp = np.arange(4096, dtype=np.float32)
+        out = samplerate.Resampler(quality, channels=1).process(ramp, 1.0, end_of_input=False)
+        _DELAYS[quality] = round(len(ramp) - 1 - float(out[-1]))
+    return _DELAYS[quality]

@@ -8,6 +8,7 @@ the full header with their own fragment index.
 """
 from __future__ import annotations
 
+import math
 import struct
 from collections import deque
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from jacknet.errors import MalformedPacket
 
 MAGIC = b"JNET"
 ANNOUNCE_MAGIC = b"JNSA"  # a sealed stream's announcement (jacknet.security.seal)
-VERSION = 1
+VERSION = 2  # 2: the JACK transport's epoch in the state byte, timeline blocks
 HEADER = struct.Struct("!4sBBBBIIQIIHHBBH")
 HEADER_SIZE = HEADER.size  # 40
 
@@ -33,17 +34,82 @@ KNOWN_CODECS = (CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS)
 # flags: bit 0 says the payload starts with a table of copies of earlier
 # packets (--redundancy); bit 1 that the sender asked Opus for in-band FEC;
 # bit 2 that the payload is sealed (security psk: jacknet.security.seal),
-# which only an opened datagram has cleared.  Other bits are reserved and
-# must be 0.
+# which only an opened datagram has cleared; bit 3 that the payload starts
+# with a timeline block (before any table of copies).  Other bits are
+# reserved and must be 0.
 FLAG_REDUNDANT = 0x01
 FLAG_FEC = 0x02
 FLAG_SEALED = 0x04
-KNOWN_FLAGS = FLAG_REDUNDANT | FLAG_FEC
+FLAG_TIMELINE = 0x08
+KNOWN_FLAGS = FLAG_REDUNDANT | FLAG_FEC | FLAG_TIMELINE
 MAX_REDUNDANCY = 8
 _COPY_LEN = struct.Struct("!H")
 
-# JACK transport states (jack_transport_state_t), carried as they are.
+# The state byte: the sender's JACK transport state (jack_transport_state_t:
+# stopped, rolling, looping, starting, net-starting) in its low 3 bits, or
+# TRANSPORT_NONE from a sender that shares no transport (--no-transport);
+# the epoch, counting the sender's starts, stops and locates modulo 32, in
+# its high 5 bits.
 JACK_TRANSPORT_STATES = (0, 1, 2, 3, 4)
+TRANSPORT_NONE = 7
+EPOCHS = 32
+
+# A timeline block: the sender's JACK transport frame rate and, when a
+# timebase master gives it, the musical position (BBT) at transport frame
+# `frame`.  Sent a few times a second and after every change of epoch.
+TIMELINE = struct.Struct("!BBHIIiiiffddd")
+TIMELINE_SIZE = TIMELINE.size  # 52
+MAX_BPM = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineBlock:
+    """The sender's JACK transport beyond state and frame (`FLAG_TIMELINE`)."""
+
+    rate: int
+    """The transport's frames per second (the sender's JACK rate)."""
+    frame: int
+    """The transport frame the BBT fields describe."""
+    bbt: bool = False
+    """False: no timebase master, and the fields below mean nothing."""
+    bar: int = 1
+    beat: int = 1
+    tick: int = 0
+    beats_per_bar: float = 4.0
+    beat_type: float = 4.0
+    ticks_per_beat: float = 1920.0
+    bpm: float = 120.0
+    bar_start_tick: float = 0.0
+
+    def pack(self) -> bytes:
+        return TIMELINE.pack(int(self.bbt), 0, 0, self.rate, self.frame, self.bar, self.beat,
+                             self.tick, self.beats_per_bar, self.beat_type, self.ticks_per_beat,
+                             self.bpm, self.bar_start_tick)
+
+
+def split_timeline(payload: bytes) -> tuple[TimelineBlock, bytes]:
+    """The timeline block a payload starts with, and the rest.
+
+    Raises
+    ------
+    MalformedPacket
+        ``timeline`` when the block is short or holds what no transport can.
+    """
+    if len(payload) <= TIMELINE_SIZE:
+        raise MalformedPacket("timeline", f"a {len(payload)}-byte payload has no room for "
+                                          f"a {TIMELINE_SIZE}-byte timeline block")
+    (valid, _, _, rate, frame, bar, beat, tick, bpb, beat_type, tpb, bpm,
+     bar_start) = TIMELINE.unpack_from(payload)
+    block = TimelineBlock(rate, frame, bool(valid & 1), bar, beat, tick, bpb, beat_type, tpb,
+                          bpm, bar_start)
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise MalformedPacket("timeline", f"transport rate {rate} Hz")
+    if block.bbt and not (1 <= bpb <= 64 and 1 <= beat_type <= 64 and 1 <= tpb <= 1e6
+                          and 0 < bpm <= MAX_BPM and bar >= 1 and 1 <= beat <= bpb
+                          and 0 <= tick < tpb and math.isfinite(bar_start)):
+        raise MalformedPacket("timeline", f"BBT {bar}|{beat}|{tick} at {bpm} bpm in "
+                                          f"{bpb}/{beat_type}, {tpb} ticks per beat")
+    return block, payload[TIMELINE_SIZE:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +130,11 @@ class Header:
     flags: int = 0
     jack_transport_state: int = 0
     jack_transport_frame: int = 0
+    jack_transport_epoch: int = 0
 
     def pack(self) -> bytes:
-        return HEADER.pack(MAGIC, VERSION, self.codec, self.flags, self.jack_transport_state,
+        tbyte = self.jack_transport_state | (self.jack_transport_epoch % EPOCHS) << 3
+        return HEADER.pack(MAGIC, VERSION, self.codec, self.flags, tbyte,
                            self.stream_id, self.seq, self.timestamp, self.sample_rate,
                            self.jack_transport_frame, self.frames, self.channels,
                            self.frag_index, self.frag_count, self.payload_len)
@@ -98,7 +166,8 @@ def parse(datagram: bytes | memoryview) -> Header:
                                         "(security psk)")
     if flags & ~KNOWN_FLAGS:
         raise MalformedPacket("flags", f"unknown flag bits {flags:#04x}")
-    if tstate not in JACK_TRANSPORT_STATES:
+    epoch, tstate = tstate >> 3, tstate & 7
+    if tstate not in JACK_TRANSPORT_STATES and tstate != TRANSPORT_NONE:
         raise MalformedPacket("transport", f"transport state {tstate}")
     if not 1 <= channels <= MAX_CHANNELS:
         raise MalformedPacket("channels", f"{channels} channels")
@@ -111,7 +180,7 @@ def parse(datagram: bytes | memoryview) -> Header:
     if payload_len == 0 or payload_len != len(datagram) - HEADER_SIZE:
         raise MalformedPacket("length", f"says {payload_len} bytes, carries {len(datagram) - HEADER_SIZE}")
     return Header(codec, stream_id, seq, timestamp, rate, frames, channels, frag_index,
-                  frag_count, payload_len, flags, tstate, tframe)
+                  frag_count, payload_len, flags, tstate, tframe, epoch)
 
 
 def fragment(header: Header, payload: bytes, mtu: int) -> list[bytes]:

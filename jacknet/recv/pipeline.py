@@ -37,6 +37,7 @@ from jacknet.recv.jitter import DECODE_LEAD_SECONDS, SWITCH_SECONDS, JitterBuffe
 from jacknet.recv.outcome import Outcome
 from jacknet.recv.sequencer import Sequencer, SequencerStats, seq_ahead
 from jacknet.stats import RateLimitedLog, ReceiverStats
+from jacknet.sync.heard import Heard, HeardTransport
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class _Stream:
         self.sequencer = sequencer
         self.bridge = bridge
         self.timeline = timeline
+        self.heard = HeardTransport(header.sample_rate)
 
 
 class StreamPipeline:
@@ -200,6 +202,9 @@ class StreamPipeline:
         if whole is None:
             return
         header, payload = whole
+        block = None
+        if header.flags & protocol.FLAG_TIMELINE:
+            block, payload = protocol.split_timeline(payload)
         if header.channels != self.channels and not self._mapped_warned:
             self._mapped_warned = True
             log.warning("sender has %d channel(s), this receiver %d: playing the first %d",
@@ -231,6 +236,9 @@ class StreamPipeline:
             self.stats.duplicate += 1
         if stream.bridge is not None and outcome is not Outcome.DUPLICATE:
             stream.bridge.arrived(header.timestamp, arrival)
+        if outcome is not Outcome.DUPLICATE:
+            stream.heard.add(header.timestamp, header.jack_transport_state,
+                             header.jack_transport_frame, header.jack_transport_epoch, block)
         self.loss.count(header.stream_id, header.seq, outcome is Outcome.DUPLICATE)
 
     def _stream_for(self, header: protocol.Header) -> _Stream:
@@ -291,6 +299,37 @@ class StreamPipeline:
         if need != self._need:
             self._need = need
             self.jitter.need_margin(*need)
+
+    # -- the sender's JACK transport ------------------------------------------
+    @property
+    def heard(self) -> HeardTransport | None:
+        return self.stream.heard if self.stream else None
+
+    def heard_at(self, index: int) -> Heard | None:
+        """The sender's JACK transport for the audio at ring ``index`` (None
+        while the mapping is measured)."""
+        stream, mapping = self.stream, self.jitter.mapping
+        if stream is None or not mapping.ready:
+            return None
+        when = mapping.timestamp_at(index)
+        if stream.bridge is not None:
+            when = stream.bridge.sender_frame(when)
+            if when is None:
+                return None
+        return stream.heard.at(when)
+
+    def heard_until(self) -> int | None:
+        """The ring index of the newest packet heard (None as `heard_at`)."""
+        stream, mapping = self.stream, self.jitter.mapping
+        newest = stream.heard.newest if stream else None
+        if newest is None or not mapping.ready:
+            return None
+        when: float | None = newest + stream.format[2]
+        if stream.bridge is not None:
+            when = stream.bridge.out_time(when)
+            if when is None:
+                return None
+        return mapping.index(round(when))
 
     # -- time --------------------------------------------------------------
     def deadline(self, timestamp: int) -> int | None:

@@ -24,7 +24,9 @@ _API = {
     "port_get_buffer": "jack_port_get_buffer",
     "last_frame_time": "jack_last_frame_time",
     "transport_query": "jack_transport_query",
-    "get_current_transport_frame": "jack_get_current_transport_frame",
+    "transport_locate": "jack_transport_locate",
+    "transport_start": "jack_transport_start",
+    "transport_stop": "jack_transport_stop",
 }
 
 
@@ -174,6 +176,22 @@ class JackClient:
             self._client.activate()
         except jack.JackError as e:
             raise JacknetError(f"JACK would not activate client '{self.name}': {e}") from None
+
+    def follow_transport(self, playout, timebase: bool = False) -> None:
+        """Take part in JACK's slow-sync with ``playout``'s C sync callback
+        (`jacknet.sync.follow`), and with ``timebase`` be the timebase master
+        that writes the sender's BBT.  Both run on JACK's process thread."""
+        ptr = self._client._ptr
+        arg = jack._ffi.cast("void *", playout.state_address)
+        sync = _c_function("jn_follow_sync", "JackSyncCallback")
+        if jack._lib.jack_set_sync_callback(ptr, sync, arg) != 0:
+            raise JacknetError(f"JACK refused the sync callback of client '{self.name}'")
+        if timebase:
+            master = _c_function("jn_follow_timebase", "JackTimebaseCallback")
+            if jack._lib.jack_set_timebase_callback(ptr, 0, master, arg) != 0:
+                raise JacknetError(f"JACK has a timebase master already: client '{self.name}' "
+                                   "cannot be one (--timebase)")
+        playout.follow(True)
 
     def connect(self, pattern: str | None) -> list[tuple[str, str]]:
         """Connect our ports, in order, to existing ports matching ``pattern``.

@@ -11,12 +11,29 @@ them.  All methods here are for non-real-time threads.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from jacknet.net.protocol import TimelineBlock
 from jacknet.rt._rt import ffi, lib
 
 FADE_SECONDS = 0.002  # fade-in after a gap: short enough to be inaudible as a dip, long enough to be no click
 LIMIT = 4.0  # the playout's ceiling until a stream sets its own (+12 dBFS)
+
+
+@dataclass(frozen=True)
+class TransportCycle:
+    """The JACK transport in one cycle of a following playout."""
+
+    now: int
+    """Receiver clock at the cycle's start."""
+    read: int
+    """Ring index the cycle played first."""
+    state: int
+    frame: int
+    done: int
+    """The number of the last command carried out (`Playout.command`)."""
 
 
 def c_address(name: str) -> int:
@@ -83,12 +100,13 @@ class Capture(_Engine):
         self._meta = ffi.new("jn_cycle_meta *")
 
     def push(self, frame_time: int, block: np.ndarray, jack_transport_state: int = 0,
-             jack_transport_frame: int = 0) -> None:
+             jack_transport_frame: int = 0, rate: int = 48000) -> None:
         """Append a planar block as a process callback would (for tests)."""
         block = np.ascontiguousarray(block, dtype=np.float32)
         ptrs = ffi.new("float *[]", [ffi.from_buffer("float[]", row) for row in block])
-        lib.jn_capture_push(self.state, frame_time, block.shape[1], ptrs,
-                            jack_transport_state, jack_transport_frame)
+        pos = ffi.new("jn_position *", {"frame": jack_transport_frame, "frame_rate": rate})
+        lib.jn_capture_push(self.state, frame_time, block.shape[1], ptrs, pos,
+                            jack_transport_state)
 
     def read_into(self, out: np.ndarray) -> int:
         """Fill ``out`` (channels x frames, float32, C-contiguous).
@@ -111,6 +129,20 @@ class Capture(_Engine):
         m = self._meta
         frame = m.transport_frame + (position - m.wpos if m.transport_state == 1 else 0)
         return int(m.transport_state), int(frame) & 0xFFFFFFFF
+
+    def timeline_at(self, position: int) -> TimelineBlock | None:
+        """The JACK transport's rate and BBT in the cycle that captured
+        ``position`` (None if forgotten)."""
+        if not lib.jn_capture_meta(self.state, position, self._meta):
+            return None
+        m = self._meta
+        b = m.bbt
+        if not b.valid:
+            return TimelineBlock(int(m.transport_rate), int(m.transport_frame))
+        return TimelineBlock(int(m.transport_rate), int(m.transport_frame), True, int(b.bar),
+                             int(b.beat), int(b.tick), float(b.beats_per_bar),
+                             float(b.beat_type), float(b.ticks_per_beat),
+                             float(b.beats_per_minute), float(b.bar_start_tick))
 
     def skip(self) -> None:
         """Drop what is buffered; the next read starts at the live position."""
@@ -192,6 +224,51 @@ class Playout(_Engine):
         """Play one cycle into ``out`` (channels x frames) as JACK would (for tests)."""
         ptrs = ffi.new("float *[]", [ffi.from_buffer("float[]", row) for row in out])
         lib.jn_playout_run(self.state, now, out.shape[1], ptrs)
+
+    # -- following the sender's JACK transport (jacknet.sync.follow) --------
+    def follow(self, enabled: bool = True) -> None:
+        """Have each cycle query the JACK transport and carry out commands."""
+        self.state.follow.enabled = int(enabled)
+
+    def command(self, kind: int, frame: int = 0, at: int = 0) -> int:
+        """Post a `jacknet.sync.follow` command (``JN_FOLLOW_*``) for the next
+        cycle, replacing one not yet carried out; returns its number."""
+        f = self.state.follow
+        f.cmd_kind, f.cmd_frame, f.cmd_at = kind, frame & 0xFFFFFFFF, at
+        seq = (int(f.cmd_seq) + 1) & 0xFFFFFFFF
+        f.cmd_seq = seq
+        return seq
+
+    def transport_snapshot(self) -> TransportCycle | None:
+        """What the JACK transport did in the last cycle played (None before one)."""
+        f = self.state.follow
+        for _ in range(100):
+            seq = int(f.snap_seq)
+            if seq & 1:
+                continue
+            snap = TransportCycle(int(f.snap_now), int(f.snap_read), int(f.snap_state),
+                                  int(f.snap_frame), int(f.snap_done))
+            if int(f.snap_seq) == seq:
+                return snap if seq else None
+        return None
+
+    def set_bbt(self, block: TimelineBlock, frame: int, rate: int) -> None:
+        """The BBT a timebase master (`jn_follow_timebase`) carries on: ``block``'s
+        musical position, at this receiver's transport ``frame``."""
+        f = self.state.follow
+        f.bbt_seq = int(f.bbt_seq) + 1
+        b = f.bbt
+        b.valid, b.bar, b.beat, b.tick = int(block.bbt), block.bar, block.beat, block.tick
+        b.bar_start_tick, b.beats_per_bar, b.beat_type = (block.bar_start_tick,
+                                                          block.beats_per_bar, block.beat_type)
+        b.ticks_per_beat, b.beats_per_minute = block.ticks_per_beat, block.bpm
+        f.bbt_frame, f.bbt_rate = frame & 0xFFFFFFFF, rate
+        f.bbt_seq = int(f.bbt_seq) + 1
+
+    @property
+    def held(self) -> int:
+        """Cycles the sync callback held the JACK transport in Starting."""
+        return int(self.state.follow.held)
 
     @property
     def concealed_frames(self) -> int:

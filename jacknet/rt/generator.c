@@ -62,11 +62,37 @@ void jn_generator_free(jn_generator *g)
     free(g);
 }
 
+/*
+ * The JACK transport as audio, for transport sync tests: channel 0 is the
+ * transport frame of each sample over 2^24 (exact in float32 below 2^24),
+ * channel 1 is 0.5 while rolling and 0 otherwise, and channel 2 is always
+ * 0.75, so a sample a receiver concealed or faded is told apart.
+ */
+static void transport_signal(jn_generator *g, uint32_t nframes)
+{
+    jn_position pos;
+    int32_t state = g->api.transport_query(g->client, &pos);
+    for (uint32_t ch = 0; ch < g->nch; ch++) {
+        float *out = g->api.port_get_buffer(g->ports[ch], nframes);
+        for (uint32_t i = 0; i < nframes; i++) {
+            uint32_t frame = pos.frame + (state == 1 ? i : 0);
+            out[i] = ch == 0 ? (float)(frame & 0xFFFFFF) * (1.0f / 16777216.0f)
+                   : ch == 1 ? (state == 1 ? 0.5f : 0.0f)
+                   : 0.75f;
+        }
+    }
+}
+
 int jn_generator_process(uint32_t nframes, void *arg)
 {
     jn_generator *g = arg;
     uint32_t t = g->api.last_frame_time(g->client);
     int mode = LOAD(&g->mode);
+    if (mode == JN_GEN_TRANSPORT) {
+        transport_signal(g, nframes);
+        STORE(&g->cycles, g->cycles + 1);
+        return 0;
+    }
     for (uint32_t ch = 0; ch < g->nch; ch++) {
         float *out = g->api.port_get_buffer(g->ports[ch], nframes);
         for (uint32_t i = 0; i < nframes; i++) {

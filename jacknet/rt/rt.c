@@ -77,6 +77,52 @@ void jn_jack_message(const char *msg)
     (void)msg;
 }
 
+/* ---------------------------------------------------------------- transport */
+
+static void bbt_of(const jn_position *pos, jn_bbt *out)
+{
+    out->valid = (pos->valid & JN_POSITION_BBT) != 0;
+    out->bar = pos->bar;
+    out->beat = pos->beat;
+    out->tick = pos->tick;
+    out->bar_start_tick = pos->bar_start_tick;
+    out->beats_per_bar = pos->beats_per_bar;
+    out->beat_type = pos->beat_type;
+    out->ticks_per_beat = pos->ticks_per_beat;
+    out->beats_per_minute = pos->beats_per_minute;
+}
+
+/*
+ * The BBT at transport `frame`, carried on from `ref` (the position at
+ * `ref_frame`) at its tempo: what a timebase master writes each cycle.
+ * Frames before ref_frame count back.  Bars and beats count from 1.
+ */
+void jn_bbt_at(const jn_bbt *ref, uint32_t ref_frame, uint32_t rate, uint32_t frame, jn_position *pos)
+{
+    double tpb = ref->ticks_per_beat, bpb = ref->beats_per_bar;
+    if (!ref->valid || rate == 0 || tpb <= 0 || bpb < 1 || ref->beats_per_minute <= 0)
+        return;
+    double beat_len = 60.0 * rate / ref->beats_per_minute;       /* frames per beat */
+    double ticks = ((double)ref->beat - 1 + ref->tick / tpb) * tpb
+                   + (double)((int64_t)frame - (int64_t)ref_frame) / beat_len * tpb;
+    double bar_ticks = bpb * tpb;
+    double bars = floor(ticks / bar_ticks);                        /* whole bars from ref's bar */
+    double in_bar = ticks - bars * bar_ticks;
+    int32_t beat = (int32_t)floor(in_bar / tpb);
+    int32_t tick = (int32_t)floor(in_bar - beat * tpb);
+    if (tick >= (int32_t)tpb)
+        tick = (int32_t)tpb - 1;
+    pos->valid |= JN_POSITION_BBT;
+    pos->bar = ref->bar + (int32_t)bars;
+    pos->beat = beat + 1;
+    pos->tick = tick;
+    pos->bar_start_tick = ref->bar_start_tick + bars * bar_ticks;
+    pos->beats_per_bar = ref->beats_per_bar;
+    pos->beat_type = ref->beat_type;
+    pos->ticks_per_beat = tpb;
+    pos->beats_per_minute = ref->beats_per_minute;
+}
+
 /* ------------------------------------------------------------------ capture */
 
 jn_capture *jn_capture_new(uint32_t nch, uint32_t capacity)
@@ -108,7 +154,7 @@ void jn_capture_free(jn_capture *c)
 
 /* Append one cycle of audio.  ins[ch] points at nframes samples. */
 void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes,
-                     float *const *ins, int32_t tstate, uint32_t tframe)
+                     float *const *ins, const jn_position *pos, int32_t tstate)
 {
     uint64_t w = c->wpos;
     if (nframes > c->capacity)
@@ -122,7 +168,9 @@ void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes,
     m->frame_time = frame_time;
     m->nframes = nframes;
     m->transport_state = tstate;
-    m->transport_frame = tframe;
+    m->transport_frame = pos->frame;
+    m->transport_rate = pos->frame_rate;
+    bbt_of(pos, &m->bbt);
 
     STORE(&c->wbusy, w + nframes);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -139,9 +187,11 @@ int jn_capture_process(uint32_t nframes, void *arg)
     float *ins[JN_MAX_CHANNELS];
     for (uint32_t ch = 0; ch < c->nch; ch++)
         ins[ch] = c->api.port_get_buffer(c->ports[ch], nframes);
-    int32_t tstate = c->api.transport_query(c->client, NULL);
-    uint32_t tframe = c->api.get_current_transport_frame(c->client);
-    jn_capture_push(c, c->api.last_frame_time(c->client), nframes, ins, tstate, tframe);
+    /* The cycle's own position (jack_get_current_transport_frame would add
+     * the time since the cycle began). */
+    jn_position pos;
+    int32_t tstate = c->api.transport_query(c->client, &pos);
+    jn_capture_push(c, c->api.last_frame_time(c->client), nframes, ins, &pos, tstate);
     return 0;
 }
 
@@ -410,5 +460,112 @@ int jn_playout_process(uint32_t nframes, void *arg)
         outs[ch] = p->api.port_get_buffer(p->ports[ch], nframes);
     uint64_t now = clock_advance(&p->clock, p->api.last_frame_time(p->client));
     jn_playout_run(p, now, nframes, outs);
+    if (LOAD(&p->follow.enabled)) {
+        jn_position pos;
+        int32_t state = p->api.transport_query(p->client, &pos);
+        jn_follow_cycle(p, now, nframes, state, pos.frame);
+    }
     return 0;
+}
+
+/* ------------------------------------------------------------------- follow */
+
+/*
+ * One cycle of a following receiver, after it has played: publish what the
+ * transport does in this cycle and carry out what is due.  JACK's timing
+ * (jack2): a locate asked for in a cycle shows two cycles later; a start
+ * makes the next cycle Starting, and the transport rolls in the cycle after
+ * the one in which every slow-sync client said ready; a stop makes the next
+ * cycle stopped, one period on.  So a roll at clock `at` to frame F is:
+ * locate F and start now (at least three cycles before), and hold the sync
+ * callback until the cycle before `at`.
+ */
+void jn_follow_cycle(jn_playout *p, uint64_t now, uint32_t nframes, int32_t state, uint32_t frame)
+{
+    jn_follow *f = &p->follow;
+    f->period = nframes;
+    uint32_t seq = LOAD(&f->cmd_seq);
+    if (seq != f->done_seq) {
+        f->done_seq = seq;
+        int32_t kind = f->cmd_kind;
+        f->armed = 0;
+        f->stop_pending = 0;
+        if (kind == JN_FOLLOW_LOCATE) {
+            p->api.transport_locate(p->client, f->cmd_frame);
+        } else if (kind == JN_FOLLOW_ROLL) {
+            /* Come too late to roll at its cycle (JACK needs three): roll
+             * as much later, at as much further on, still aligned. */
+            uint64_t earliest = now + 3 * (uint64_t)nframes;
+            if (f->cmd_at < earliest) {
+                f->cmd_frame += (uint32_t)(earliest - f->cmd_at);
+                f->cmd_at = earliest;
+            }
+            p->api.transport_locate(p->client, f->cmd_frame);
+            if (state != 1)
+                p->api.transport_start(p->client);
+            f->armed_frame = f->cmd_frame;
+            f->armed_at = f->cmd_at;
+            STORE(&f->armed, 1);
+        } else if (kind == JN_FOLLOW_STOP) {
+            f->stop_at = f->cmd_at;
+            f->stop_frame = f->cmd_frame;
+            f->stop_pending = 1;
+        }
+    }
+    if (f->stop_pending && now + nframes >= f->stop_at) {
+        p->api.transport_stop(p->client);
+        p->api.transport_locate(p->client, f->stop_frame);
+        f->stop_pending = 0;
+    }
+    if (LOAD(&f->armed) && state == 1 && now >= f->armed_at)
+        STORE(&f->armed, 0);
+    STORE(&f->snap_seq, f->snap_seq + 1);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    f->snap_now = now;
+    f->snap_read = now - (uint64_t)LOAD(&p->offset);
+    f->snap_state = state;
+    f->snap_frame = frame;
+    f->snap_done = seq;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    STORE(&f->snap_seq, f->snap_seq + 1);
+}
+
+/*
+ * JACK's sync callback (slow-sync): ready, unless a roll is armed and its
+ * cycle has not come yet or the transport is not at its frame.  Called on
+ * JACK's process thread before the process callbacks, so `now` is one
+ * period past the last cycle's.
+ */
+int jn_follow_sync(int32_t state, jn_position *pos, void *arg)
+{
+    jn_playout *p = arg;
+    jn_follow *f = &p->follow;
+    (void)state;
+    if (!LOAD(&f->armed))
+        return 1;
+    uint64_t now = LOAD(&p->now) + f->period;
+    if (pos->frame == f->armed_frame && now + f->period >= f->armed_at)
+        return 1;
+    __atomic_fetch_add(&f->held, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* JACK's timebase callback (--timebase): the BBT of the sender's timeline,
+ * carried on to this cycle's frame. */
+void jn_follow_timebase(int32_t state, uint32_t nframes, jn_position *pos, int32_t new_pos, void *arg)
+{
+    jn_playout *p = arg;
+    jn_follow *f = &p->follow;
+    (void)state;
+    (void)nframes;
+    (void)new_pos;
+    uint32_t s1 = LOAD(&f->bbt_seq);
+    if (s1 & 1)
+        return;   /* being written: JACK keeps last cycle's BBT */
+    jn_bbt ref = f->bbt;
+    uint32_t ref_frame = f->bbt_frame, rate = f->bbt_rate;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (LOAD(&f->bbt_seq) != s1)
+        return;
+    jn_bbt_at(&ref, ref_frame, rate ? rate : pos->frame_rate, pos->frame, pos);
 }

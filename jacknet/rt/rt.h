@@ -11,16 +11,57 @@
 
 #define JN_MAX_CHANNELS 64
 #define JN_META_SLOTS 1024
+#define JN_POSITION_BBT 16
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+/* JACK's jack_position_t, field for field (jack/types.h; 136 bytes, which
+ * tests/test_follow.py checks against JACK-Client's declaration). */
+typedef struct {
+    uint64_t unique_1;
+    uint64_t usecs;
+    uint32_t frame_rate;
+    uint32_t frame;
+    int32_t valid;            /* JN_POSITION_BBT when the BBT fields are set */
+    int32_t bar;
+    int32_t beat;
+    int32_t tick;
+    double bar_start_tick;
+    float beats_per_bar;
+    float beat_type;
+    double ticks_per_beat;
+    double beats_per_minute;
+    double frame_time;
+    double next_time;
+    uint32_t bbt_offset;
+    float audio_frames_per_video_frame;
+    uint32_t video_offset;
+    int32_t padding[7];
+    uint64_t unique_2;
+} jn_position;
+
 typedef struct {
     void *(*port_get_buffer)(void *port, uint32_t nframes);
     uint32_t (*last_frame_time)(const void *client);
-    int (*transport_query)(const void *client, void *pos);
-    uint32_t (*get_current_transport_frame)(const void *client);
+    int (*transport_query)(const void *client, jn_position *pos);
+    int (*transport_locate)(void *client, uint32_t frame);
+    void (*transport_start)(void *client);
+    void (*transport_stop)(void *client);
 } jn_jack_api;
+
+/* The musical position (BBT) of a JACK transport, as a timebase master gave it. */
+typedef struct {
+    int32_t valid;            /* 0: no timebase master */
+    int32_t bar;
+    int32_t beat;
+    int32_t tick;
+    double bar_start_tick;
+    float beats_per_bar;
+    float beat_type;
+    double ticks_per_beat;
+    double beats_per_minute;
+} jn_bbt;
 
 typedef struct {
     uint64_t wpos;        /* capture position of the cycle's first frame */
@@ -28,6 +69,8 @@ typedef struct {
     uint32_t nframes;
     int32_t transport_state;
     uint32_t transport_frame;
+    uint32_t transport_rate;  /* the JACK transport's frame rate */
+    jn_bbt bbt;
 } jn_cycle_meta;
 
 /* The 64-bit extension of JACK's 32-bit frame clock, which wraps after a day. */
@@ -54,6 +97,40 @@ typedef struct {
     jn_cycle_meta meta[JN_META_SLOTS];
     sem_t wake;
 } jn_capture;
+
+/*
+ * A receiver's JACK transport following the sender's (jacknet.sync.follow
+ * decides; this carries it out on JACK's thread, at the cycle it is due).
+ * The control thread posts one command at a time: it writes the cmd_ fields,
+ * then bumps cmd_seq.  Each cycle publishes what the transport was doing
+ * (snap_, guarded by snap_seq: odd while being written).
+ */
+typedef struct {
+    int32_t enabled;              /* atomic: query the transport every cycle */
+    uint32_t cmd_seq;             /* atomic */
+    int32_t cmd_kind;             /* JN_FOLLOW_* */
+    uint32_t cmd_frame;
+    uint64_t cmd_at;              /* receiver clock of the cycle that rolls or stops */
+    uint32_t done_seq;            /* RT thread only */
+    int32_t armed;                /* a roll waits for its cycle: the sync callback holds */
+    uint32_t armed_frame;
+    uint64_t armed_at;
+    int32_t stop_pending;
+    uint64_t stop_at;
+    uint32_t stop_frame;
+    uint32_t period;              /* frames of the last cycle */
+    uint64_t held;                /* cycles the sync callback held the transport (atomic) */
+    uint32_t snap_seq;            /* atomic */
+    uint64_t snap_now;
+    uint64_t snap_read;           /* ring index played first in that cycle */
+    int32_t snap_state;
+    uint32_t snap_frame;
+    uint32_t snap_done;           /* commands carried out */
+    uint32_t bbt_seq;             /* atomic, odd while the timebase fields are written */
+    jn_bbt bbt;                   /* the musical position at bbt_frame */
+    uint32_t bbt_frame;
+    uint32_t bbt_rate;
+} jn_follow;
 
 typedef struct {
     jn_jack_api api;
@@ -82,6 +159,7 @@ typedef struct {
     uint64_t limited_samples;     /* written beyond +-limit: stored at the limit */
     uint32_t fade_out;            /* closing: frames to fade to silence over; 0 while open (atomic) */
     uint32_t fade_out_pos;        /* frames of that fade played */
+    jn_follow follow;
 } jn_playout;
 
 typedef struct {
@@ -118,7 +196,7 @@ int jn_stalling_capture_process(uint32_t nframes, void *arg);
 
 jn_capture *jn_capture_new(uint32_t nch, uint32_t capacity);
 void jn_capture_free(jn_capture *c);
-void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes, float *const *ins, int32_t tstate, uint32_t tframe);
+void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes, float *const *ins, const jn_position *pos, int32_t tstate);
 int jn_capture_process(uint32_t nframes, void *arg);
 int64_t jn_capture_read(jn_capture *c, float *dst, uint32_t n);
 int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out);
@@ -130,12 +208,17 @@ void jn_playout_write(jn_playout *p, uint64_t idx, uint32_t n, uint32_t src_nch,
 int jn_playout_has(jn_playout *p, uint64_t idx);
 void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const *outs);
 int jn_playout_process(uint32_t nframes, void *arg);
+void jn_follow_cycle(jn_playout *p, uint64_t now, uint32_t nframes, int32_t state, uint32_t frame);
+int jn_follow_sync(int32_t state, jn_position *pos, void *arg);
+void jn_follow_timebase(int32_t state, uint32_t nframes, jn_position *pos, int32_t new_pos, void *arg);
+void jn_bbt_at(const jn_bbt *ref, uint32_t ref_frame, uint32_t rate, uint32_t frame, jn_position *pos);
 float jn_test_sample(uint32_t ch, uint32_t t);
 float jn_music_sample(uint32_t ch, uint32_t t);
 jn_generator *jn_generator_new(uint32_t nch);
 void jn_generator_free(jn_generator *g);
 int jn_generator_process(uint32_t nframes, void *arg);
 
-enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3, JN_GEN_TONE = 4 };
+enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3, JN_GEN_TONE = 4, JN_GEN_TRANSPORT = 5 };
+enum { JN_FOLLOW_NONE = 0, JN_FOLLOW_LOCATE = 1, JN_FOLLOW_ROLL = 2, JN_FOLLOW_STOP = 3 };
 
 #endif

@@ -211,6 +211,27 @@ def _ask(paths: list[Path], as_json: bool, watch: bool) -> int:
                   f"{answer.get('summary')}", flush=True)
             if "stats" in answer:
                 print("  " + format_line(answer["role"], answer["stats"]), flush=True)
+            line = transport_line(answer.get("jack_transport"))
+            if line:
+                print("  " + line, flush=True)
         if not watch:
             return 0 if answered else 1
         time.sleep(1.0)
+
+
+def transport_line(t: dict | None) -> str | None:
+    """One line on the JACK transports, for people (None when there is none to tell of)."""
+    if not t:
+        return None
+    if "shared" in t:
+        if not t["shared"]:
+            return "JACK transport: not shared (--no-transport)"
+        return t["state"] and f"JACK transport: {t['state']} at {t['frame']}, sent with every packet"
+    sender = t["sender"]
+    said = (f"sender {sender['state']} at {sender['frame']}" if sender["state"]
+            else "nothing heard of a sender's JACK transport")
+    if not t["follow"]:
+        return f"JACK transport: {said}; not followed here (--follow-transport)"
+    here = t["here"]
+    apart = f", {t['offset_frames']} frames apart" if t["offset_frames"] is not None else ""
+    return f"JACK transport: {said}, here {here['state']} at {here['frame']}{apart}"

@@ -45,10 +45,11 @@ def known_music(channel: int, frame_times: np.ndarray) -> np.ndarray:
 
 class Generator(_Engine):
     """Known test signal (``"noise"``, or ``"music"`` for lossy codecs),
-    ``"impulse"`` train, a ``"tone"`` of ``tone_hz`` at ``rate``, or ``"silence"``."""
+    ``"impulse"`` train, a ``"tone"`` of ``tone_hz`` at ``rate``, the JACK
+    ``"transport"`` as audio (generator.c), or ``"silence"``."""
 
     process_name = "jn_generator_process"
-    MODES = {"silence": 0, "noise": 1, "impulse": 2, "music": 3, "tone": 4}
+    MODES = {"silence": 0, "noise": 1, "impulse": 2, "music": 3, "tone": 4, "transport": 5}
 
     def __init__(self, channels: int, mode: str = "noise", impulse_interval: int = 0,
                  tone_hz: int = 1000, rate: int = 48000) -> None:

@@ -1,0 +1,94 @@
+"""The sender's side of transport sync: what its JACK transport does, packet
+by packet.
+
+Every packet's header carries the state and frame of the JACK transport at
+the packet's first frame, and an epoch that counts starts, stops and
+locates: a receiver finds a change in any packet after it, so a lost packet
+loses nothing (level, not edge).  A timeline block (the transport's rate and
+the BBT) goes with the first packets after a change and a few times a second.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jacknet.net.protocol import EPOCHS, TRANSPORT_NONE, TimelineBlock
+
+ROLLING = 1
+TIMELINE_SECONDS = 0.25   # a timeline block at least this often
+TIMELINE_AFTER_CHANGE = 3  # packets after a change that carry one, against loss
+
+
+@dataclass(frozen=True)
+class Said:
+    """What one packet says of the JACK transport."""
+
+    state: int
+    frame: int
+    epoch: int
+    timeline: TimelineBlock | None
+
+
+NO_TRANSPORT = Said(TRANSPORT_NONE, 0, 0, None)
+
+
+class TransportWatch:
+    """Counts the changes of a sender's JACK transport and says when a packet
+    carries a timeline block.
+
+    Parameters
+    ----------
+    rate : int
+        The stream's frames per second (packet timestamps count them).
+    jack_rate : int
+        The JACK transport's (it differs where Opus converts the rate).
+    share : bool
+        False (``--no-transport``): every packet says there is no transport.
+    """
+
+    def __init__(self, rate: int, jack_rate: int, share: bool = True) -> None:
+        self.rate = rate
+        self.ratio = jack_rate / rate
+        self.share = share
+        self.epoch = 0
+        self.changes = 0
+        self.last: tuple[int, int] | None = None   # state and frame in the last packet
+        self._last: tuple[int, int, int] | None = None   # the same, and its timestamp
+        self._timeline_due = 0
+        self._next_timeline = 0
+
+    def packet(self, timestamp: int, state: int, frame: int,
+               timeline: TimelineBlock | None) -> Said:
+        """The JACK transport's ``state`` and ``frame`` at stream frame
+        ``timestamp``, and its timeline then (None if forgotten)."""
+        if not self.share:
+            return NO_TRANSPORT
+        if self._changed(timestamp, state, frame):
+            self.epoch = (self.epoch + 1) % EPOCHS
+            self.changes += 1
+            self._timeline_due = TIMELINE_AFTER_CHANGE
+        self._last = (state, frame, timestamp)
+        self.last = (state, frame)
+        send = timeline is not None and (self._timeline_due > 0 or timestamp >= self._next_timeline)
+        if send:
+            self._timeline_due = max(0, self._timeline_due - 1)
+            self._next_timeline = timestamp + round(TIMELINE_SECONDS * self.rate)
+        return Said(state, frame, self.epoch, timeline if send else None)
+
+    def _changed(self, timestamp: int, state: int, frame: int) -> bool:
+        if self._last is None:
+            return False
+        last_state, last_frame, last_ts = self._last
+        if (state == ROLLING) != (last_state == ROLLING):
+            return True
+        if state == ROLLING:
+            # A rolling transport runs with the stream; where the rates
+            # differ, timestamps are rounded, so allow a frame or two.
+            expected = last_frame + round((timestamp - last_ts) * self.ratio)
+            return abs(frame_delta(frame, expected)) > 2
+        return frame != last_frame
+
+
+def frame_delta(a: int, b: int) -> int:
+    """``a - b`` for two 32-bit JACK transport frames, across a wrap."""
+    delta = (a - b) & 0xFFFFFFFF
+    return delta - (1 << 32) if delta >= 1 << 31 else delta
