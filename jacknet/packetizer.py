@@ -59,10 +59,10 @@ class Packetizer:
         with what ``said`` says of the JACK transport; returns its datagrams."""
         encoded = self.encoder.encode(block)
         payload, more = self._with_copies(
-            encoded, protocol.TIMELINE_SIZE if said.timeline is not None else 0)
-        if said.timeline is not None:
-            payload = said.timeline.pack() + payload
-            more |= protocol.FLAG_TIMELINE
+            encoded, protocol.POSITION_SIZE if said.position is not None else 0)
+        if said.position is not None:
+            payload = said.position.pack() + payload
+            more |= protocol.FLAG_POSITION
         header = protocol.Header(self.encoder.codec_id, self.stream_id, self._seq, timestamp,
                                  self.rate, self.frames, self.channels, flags=self.flags | more,
                                  jack_transport_state=said.state,

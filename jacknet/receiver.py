@@ -15,7 +15,7 @@ from jacknet.clock.autolatency import MAX_MARGIN_SECONDS
 from jacknet.config import ReceiverConfig
 from jacknet.errors import ConfigError
 from jacknet.net import protocol
-from jacknet.net.protocol import TimelineBlock
+from jacknet.net.protocol import PositionBlock
 from jacknet.net.address import is_multicast, show_address
 from jacknet.net.transport import open_source
 from jacknet.node import Node
@@ -69,7 +69,7 @@ class Receiver(Node):
         self._last_datagram: tuple | None = None  # (peer, monotonic time), the worker's
         self._new_margin: int | None = None  # set_latency's, for the worker to apply
         self.follower: Follower | None = None
-        self._bbt: TimelineBlock | None = None  # the timeline block the timebase master has
+        self._bbt: PositionBlock | None = None  # the position block the timebase master has
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -120,7 +120,7 @@ class Receiver(Node):
         timebase master carries on."""
         self.follower.step(self.playout.transport_snapshot())
         heard = self.pipeline.heard
-        block = heard.timeline if heard else None
+        block = heard.position if heard else None
         if self.config.timebase and block is not None and block is not self._bbt:
             self._bbt = block
             self.playout.set_bbt(block, self._to_local(block.frame), self.jack.samplerate)

@@ -30,12 +30,15 @@ def per_call(fn) -> float:
 
 def main() -> int:
     period = 128
-    cap0 = Capture(1, 1024)
-    empty = per_call(lambda: lib.jn_capture_available(cap0.state))
+    pl0 = Playout(1, 1024, 48000)
+    empty = per_call(lambda: lib.jn_playout_has(pl0.state, 0))  # next to nothing
     print(f"period {period}, µs per cycle (best of 5 x {CALLS} calls, minus {empty:.2f} µs "
           "of cffi call overhead)\n")
     print("| channels | sender: capture push | receiver: playout run (audio present) | receiver: playout run (concealing) |")
     print("|---:|---:|---:|---:|")
+    follow = Playout(1, 1024, 48000)
+    follow.follow(True)
+    follow_cycle = per_call(lambda: lib.jn_follow_cycle(follow.state, 0, period, 1, 0)) - empty
     for ch in (2, 8, 16, 64):
         ins = np.random.default_rng(0).standard_normal((ch, period)).astype(np.float32)
         in_ptrs = ffi.new("float *[]", [ffi.from_buffer("float[]", r) for r in ins])
@@ -55,7 +58,24 @@ def main() -> int:
         play = per_call(lambda: lib.jn_playout_run(pl.state, 0, period, out_ptrs))
         conceal = per_call(lambda: lib.jn_playout_run(pl.state, 1 << 20, period, out_ptrs))
         print(f"| {ch} | {push - empty:.2f} | {play - empty:.2f} | {conceal - empty:.2f} |")
+    print(f"\n--follow-transport adds per cycle: jn_follow_cycle {follow_cycle:.2f} µs "
+          f"(no command due), jack_transport_query {transport_query(empty):.2f} µs "
+          "(libjack, on a private dummy server; the sender's capture calls it too)")
     return 0
+
+
+def transport_query(empty: float) -> float:
+    """What libjack's jack_transport_query costs, called the way rt.c calls it."""
+    import jack
+
+    from jacknet.testing.jackserver import PrivateServer
+    with PrivateServer("jacknet-bench-callback", 48000, 128) as server:
+        client = jack.Client("bench-query", servername=server.name, no_start_server=True)
+        pos = jack._ffi.new("jack_position_t *")
+        ptr = client._ptr
+        cost = per_call(lambda: jack._lib.jack_transport_query(ptr, pos))
+        client.close()
+    return cost - empty
 
 
 if __name__ == "__main__":

@@ -40,3 +40,11 @@ def test_bench_seal_prints_a_row_per_codec_and_channel_count():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert sum(line.startswith("| ") for line in r.stdout.splitlines()) == 1 + 6, r.stdout  # head, rows
+
+
+def test_bench_callback_prints_a_row_per_channel_count_and_the_follow_cost():
+    r = subprocess.run([sys.executable, str(SCRIPTS / "bench_callback.py")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert sum(line.startswith("| ") for line in r.stdout.splitlines()) == 1 + 4, r.stdout
+    assert "jn_follow_cycle" in r.stdout and "jack_transport_query" in r.stdout

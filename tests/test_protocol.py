@@ -145,14 +145,14 @@ def test_the_state_byte_carries_the_epoch_modulo_32():
     assert none.jack_transport_state == protocol.TRANSPORT_NONE
 
 
-BBT = protocol.TimelineBlock(44100, 123456, True, 17, 3, 1500, 4.0, 4.0, 1920.0, 128.5, 122880.0)
+BBT = protocol.PositionBlock(44100, 123456, True, 17, 3, 1500, 4.0, 4.0, 1920.0, 128.5, 122880.0)
 
 
-def test_a_timeline_block_round_trips_before_the_payload():
-    block, rest = protocol.split_timeline(BBT.pack() + b"audio")
+def test_a_position_block_round_trips_before_the_payload():
+    block, rest = protocol.split_position(BBT.pack() + b"audio")
     assert (block, rest) == (BBT, b"audio")
-    plain = protocol.TimelineBlock(48000, 5)
-    assert protocol.split_timeline(plain.pack() + b"x")[0] == plain
+    plain = protocol.PositionBlock(48000, 5)
+    assert protocol.split_position(plain.pack() + b"x")[0] == plain
 
 
 @pytest.mark.parametrize("block", [
@@ -160,15 +160,15 @@ def test_a_timeline_block_round_trips_before_the_payload():
     replace(BBT, beat=5), replace(BBT, tick=1920), replace(BBT, bar=0),
     replace(BBT, beats_per_bar=float("inf")), replace(BBT, bar_start_tick=float("nan")),
     replace(BBT, ticks_per_beat=0.0)])
-def test_a_timeline_block_no_transport_could_give_is_refused(block):
+def test_a_position_block_no_transport_could_give_is_refused(block):
     with pytest.raises(MalformedPacket) as e:
-        protocol.split_timeline(block.pack() + b"audio")
-    assert e.value.reason == "timeline"
+        protocol.split_position(block.pack() + b"audio")
+    assert e.value.reason == "position"
 
 
-def test_a_timeline_flag_on_a_short_payload_is_refused():
-    h = replace(H, flags=protocol.FLAG_TIMELINE)
+def test_a_position_flag_on_a_short_payload_is_refused():
+    h = replace(H, flags=protocol.FLAG_POSITION)
     header = parse(datagram(h, b"\x00" * 20))
     with pytest.raises(MalformedPacket):
-        protocol.split_timeline(b"\x00" * 20)
-    assert header.flags == protocol.FLAG_TIMELINE
+        protocol.split_position(b"\x00" * 20)
+    assert header.flags == protocol.FLAG_POSITION

@@ -25,7 +25,7 @@ import pytest
 
 from jacknet import Receiver, ReceiverConfig
 from jacknet.rt.binding import JackClient
-from jacknet.net.protocol import TimelineBlock
+from jacknet.net.protocol import PositionBlock
 from jacknet.rt.engines import Capture
 from jacknet.sync.follow import LEAD_CYCLES
 from jacknet.stats import as_dict
@@ -84,7 +84,7 @@ class Room:
         self.server, self.port, self.period, self.ratio = server, port, period, ratio
         self.options = recv_options
         self.cycles: list[Cycle] = []
-        self.bbts: list[TimelineBlock | None] = []
+        self.bbts: list[PositionBlock | None] = []
         self.recorder = JackClient("troom-rec", server)
         self.recorder.register("in", 3, "in")
         self.capture = Capture(3, capacity=1 << 20)
@@ -116,7 +116,7 @@ class Room:
                 bool(np.all(np.abs(np.diff(sent) - step) < slack))
             self.cycles.append(Cycle(state, frame, bool(rolling[0]), sent[0] * self.ratio,
                                      straight))
-            self.bbts.append(self.capture.timeline_at(pos))
+            self.bbts.append(self.capture.position_at(pos))
 
     def run(self, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -6,13 +6,13 @@ import numpy as np
 
 from jacknet.codecs.pcm import Float32Encoder
 from jacknet.net import protocol
-from jacknet.net.protocol import TRANSPORT_NONE, TimelineBlock
+from jacknet.net.protocol import TRANSPORT_NONE, PositionBlock
 from jacknet.packetizer import Packetizer
 from jacknet.sync.heard import HeardTransport
-from jacknet.sync.watch import TIMELINE_AFTER_CHANGE, TransportWatch
+from jacknet.sync.watch import POSITION_AFTER_CHANGE, TransportWatch
 
 RATE = 48000
-TL = TimelineBlock(RATE, 0)
+TL = PositionBlock(RATE, 0)
 
 
 def said(watch: TransportWatch, cycles: list[tuple[int, int]], frames: int = 128):
@@ -39,38 +39,38 @@ def test_where_the_rates_differ_a_rolling_transport_is_no_change():
     assert {s.epoch for s in out} == {0}
 
 
-def test_a_timeline_block_goes_after_each_change_and_a_few_times_a_second():
+def test_a_position_block_goes_after_each_change_and_a_few_times_a_second():
     watch = TransportWatch(RATE, RATE)
     out = said(watch, [(0, 0)] * 400)   # 400 packets of 128 frames: 1.07 s
-    sent = [i for i, s in enumerate(out) if s.timeline is not None]
+    sent = [i for i, s in enumerate(out) if s.position is not None]
     assert sent[0] == 0 and 4 <= len(sent) <= 6
     watch = TransportWatch(RATE, RATE)
     out = said(watch, [(0, 0)] * 10 + [(1, 128 * k) for k in range(10, 20)])
-    after = [s.timeline is not None for s in out[10:10 + TIMELINE_AFTER_CHANGE + 1]]
-    assert after == [True] * TIMELINE_AFTER_CHANGE + [False]
+    after = [s.position is not None for s in out[10:10 + POSITION_AFTER_CHANGE + 1]]
+    assert after == [True] * POSITION_AFTER_CHANGE + [False]
 
 
 def test_no_transport_says_so_in_every_packet():
     watch = TransportWatch(RATE, RATE, share=False)
     out = said(watch, [(1, 128 * k) for k in range(10)])
-    assert {(s.state, s.timeline) for s in out} == {(TRANSPORT_NONE, None)}
+    assert {(s.state, s.position) for s in out} == {(TRANSPORT_NONE, None)}
 
 
 def test_packets_carry_what_the_watch_said():
     watch = TransportWatch(RATE, RATE)
     pk = Packetizer(Float32Encoder(), 2, RATE, 128, 1400)
     block = np.zeros((2, 128), np.float32)
-    grams = pk.packet(0, block, watch.packet(0, 1, 777, TimelineBlock(RATE, 700)))
+    grams = pk.packet(0, block, watch.packet(0, 1, 777, PositionBlock(RATE, 700)))
     header = protocol.parse(grams[0])
     assert (header.jack_transport_state, header.jack_transport_frame) == (1, 777)
-    assert header.flags & protocol.FLAG_TIMELINE
-    tl, rest = protocol.split_timeline(grams[0][protocol.HEADER_SIZE:])
-    assert tl == TimelineBlock(RATE, 700) and len(rest) == 2 * 128 * 4
+    assert header.flags & protocol.FLAG_POSITION
+    tl, rest = protocol.split_position(grams[0][protocol.HEADER_SIZE:])
+    assert tl == PositionBlock(RATE, 700) and len(rest) == 2 * 128 * 4
 
 
 def test_the_receiver_hears_the_transport_at_any_frame_and_counts_changes():
     heard = HeardTransport(RATE)
-    heard.add(0, 0, 5000, 0, TimelineBlock(44100, 5000))
+    heard.add(0, 0, 5000, 0, PositionBlock(44100, 5000))
     heard.add(256, 1, 5000, 1)
     heard.add(128, 0, 5000, 0)   # late, out of order
     assert heard.at(-1) is None

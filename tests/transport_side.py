@@ -23,7 +23,7 @@ import sys
 import jack
 
 from jacknet.config import SenderConfig
-from jacknet.net.protocol import TimelineBlock
+from jacknet.net.protocol import PositionBlock
 from jacknet.rt.binding import JackClient, _c_function
 from jacknet.rt.engines import Playout
 from jacknet.sender import Sender
@@ -45,7 +45,7 @@ def main() -> None:
     source.run(Generator(3, "transport"))
     if args.timebase:
         master = Playout(1, 1024, source.samplerate)
-        master.set_bbt(TimelineBlock(source.samplerate, 0, True, 1, 1, 0, 4.0, 4.0, 1920.0, BPM),
+        master.set_bbt(PositionBlock(source.samplerate, 0, True, 1, 1, 0, 4.0, 4.0, 1920.0, BPM),
                        0, source.samplerate)
         ptr = source._client._ptr
         callback = _c_function("jn_follow_timebase", "JackTimebaseCallback")

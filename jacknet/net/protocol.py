@@ -17,7 +17,7 @@ from jacknet.errors import MalformedPacket
 
 MAGIC = b"JNET"
 ANNOUNCE_MAGIC = b"JNSA"  # a sealed stream's announcement (jacknet.security.seal)
-VERSION = 2  # 2: the JACK transport's epoch in the state byte, timeline blocks
+VERSION = 2  # 2: the JACK transport's epoch in the state byte, position blocks
 HEADER = struct.Struct("!4sBBBBIIQIIHHBBH")
 HEADER_SIZE = HEADER.size  # 40
 
@@ -35,13 +35,13 @@ KNOWN_CODECS = (CODEC_FLOAT32, CODEC_INT16, CODEC_OPUS)
 # packets (--redundancy); bit 1 that the sender asked Opus for in-band FEC;
 # bit 2 that the payload is sealed (security psk: jacknet.security.seal),
 # which only an opened datagram has cleared; bit 3 that the payload starts
-# with a timeline block (before any table of copies).  Other bits are
+# with a position block (before any table of copies).  Other bits are
 # reserved and must be 0.
 FLAG_REDUNDANT = 0x01
 FLAG_FEC = 0x02
 FLAG_SEALED = 0x04
-FLAG_TIMELINE = 0x08
-KNOWN_FLAGS = FLAG_REDUNDANT | FLAG_FEC | FLAG_TIMELINE
+FLAG_POSITION = 0x08
+KNOWN_FLAGS = FLAG_REDUNDANT | FLAG_FEC | FLAG_POSITION
 MAX_REDUNDANCY = 8
 _COPY_LEN = struct.Struct("!H")
 
@@ -54,17 +54,17 @@ JACK_TRANSPORT_STATES = (0, 1, 2, 3, 4)
 TRANSPORT_NONE = 7
 EPOCHS = 32
 
-# A timeline block: the sender's JACK transport frame rate and, when a
+# A position block: the sender's JACK transport frame rate and, when a
 # timebase master gives it, the musical position (BBT) at transport frame
 # `frame`.  Sent a few times a second and after every change of epoch.
-TIMELINE = struct.Struct("!BBHIIiiiffddd")
-TIMELINE_SIZE = TIMELINE.size  # 52
+POSITION = struct.Struct("!BBHIIiiiffddd")
+POSITION_SIZE = POSITION.size  # 52
 MAX_BPM = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
-class TimelineBlock:
-    """The sender's JACK transport beyond state and frame (`FLAG_TIMELINE`)."""
+class PositionBlock:
+    """The sender's JACK transport beyond state and frame (`FLAG_POSITION`)."""
 
     rate: int
     """The transport's frames per second (the sender's JACK rate)."""
@@ -82,34 +82,34 @@ class TimelineBlock:
     bar_start_tick: float = 0.0
 
     def pack(self) -> bytes:
-        return TIMELINE.pack(int(self.bbt), 0, 0, self.rate, self.frame, self.bar, self.beat,
+        return POSITION.pack(int(self.bbt), 0, 0, self.rate, self.frame, self.bar, self.beat,
                              self.tick, self.beats_per_bar, self.beat_type, self.ticks_per_beat,
                              self.bpm, self.bar_start_tick)
 
 
-def split_timeline(payload: bytes) -> tuple[TimelineBlock, bytes]:
-    """The timeline block a payload starts with, and the rest.
+def split_position(payload: bytes) -> tuple[PositionBlock, bytes]:
+    """The position block a payload starts with, and the rest.
 
     Raises
     ------
     MalformedPacket
-        ``timeline`` when the block is short or holds what no transport can.
+        ``position`` when the block is short or holds what no transport can.
     """
-    if len(payload) <= TIMELINE_SIZE:
-        raise MalformedPacket("timeline", f"a {len(payload)}-byte payload has no room for "
-                                          f"a {TIMELINE_SIZE}-byte timeline block")
+    if len(payload) <= POSITION_SIZE:
+        raise MalformedPacket("position", f"a {len(payload)}-byte payload has no room for "
+                                          f"a {POSITION_SIZE}-byte position block")
     (valid, _, _, rate, frame, bar, beat, tick, bpb, beat_type, tpb, bpm,
-     bar_start) = TIMELINE.unpack_from(payload)
-    block = TimelineBlock(rate, frame, bool(valid & 1), bar, beat, tick, bpb, beat_type, tpb,
+     bar_start) = POSITION.unpack_from(payload)
+    block = PositionBlock(rate, frame, bool(valid & 1), bar, beat, tick, bpb, beat_type, tpb,
                           bpm, bar_start)
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise MalformedPacket("timeline", f"transport rate {rate} Hz")
+        raise MalformedPacket("position", f"transport rate {rate} Hz")
     if block.bbt and not (1 <= bpb <= 64 and 1 <= beat_type <= 64 and 1 <= tpb <= 1e6
                           and 0 < bpm <= MAX_BPM and bar >= 1 and 1 <= beat <= bpb
                           and 0 <= tick < tpb and math.isfinite(bar_start)):
-        raise MalformedPacket("timeline", f"BBT {bar}|{beat}|{tick} at {bpm} bpm in "
+        raise MalformedPacket("position", f"BBT {bar}|{beat}|{tick} at {bpm} bpm in "
                                           f"{bpb}/{beat_type}, {tpb} ticks per beat")
-    return block, payload[TIMELINE_SIZE:]
+    return block, payload[POSITION_SIZE:]
 
 
 @dataclass(frozen=True, slots=True)

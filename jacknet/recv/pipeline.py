@@ -203,8 +203,8 @@ class StreamPipeline:
             return
         header, payload = whole
         block = None
-        if header.flags & protocol.FLAG_TIMELINE:
-            block, payload = protocol.split_timeline(payload)
+        if header.flags & protocol.FLAG_POSITION:
+            block, payload = protocol.split_position(payload)
         if header.channels != self.channels and not self._mapped_warned:
             self._mapped_warned = True
             log.warning("sender has %d channel(s), this receiver %d: playing the first %d",

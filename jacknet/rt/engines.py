@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jacknet.net.protocol import TimelineBlock
+from jacknet.net.protocol import PositionBlock
 from jacknet.rt._rt import ffi, lib
 
 FADE_SECONDS = 0.002  # fade-in after a gap: short enough to be inaudible as a dip, long enough to be no click
@@ -130,7 +130,7 @@ class Capture(_Engine):
         frame = m.transport_frame + (position - m.wpos if m.transport_state == 1 else 0)
         return int(m.transport_state), int(frame) & 0xFFFFFFFF
 
-    def timeline_at(self, position: int) -> TimelineBlock | None:
+    def position_at(self, position: int) -> PositionBlock | None:
         """The JACK transport's rate and BBT in the cycle that captured
         ``position`` (None if forgotten)."""
         if not lib.jn_capture_meta(self.state, position, self._meta):
@@ -138,8 +138,8 @@ class Capture(_Engine):
         m = self._meta
         b = m.bbt
         if not b.valid:
-            return TimelineBlock(int(m.transport_rate), int(m.transport_frame))
-        return TimelineBlock(int(m.transport_rate), int(m.transport_frame), True, int(b.bar),
+            return PositionBlock(int(m.transport_rate), int(m.transport_frame))
+        return PositionBlock(int(m.transport_rate), int(m.transport_frame), True, int(b.bar),
                              int(b.beat), int(b.tick), float(b.beats_per_bar),
                              float(b.beat_type), float(b.ticks_per_beat),
                              float(b.beats_per_minute), float(b.bar_start_tick))
@@ -252,7 +252,7 @@ class Playout(_Engine):
                 return snap if seq else None
         return None
 
-    def set_bbt(self, block: TimelineBlock, frame: int, rate: int) -> None:
+    def set_bbt(self, block: PositionBlock, frame: int, rate: int) -> None:
         """The BBT a timebase master (`jn_follow_timebase`) carries on: ``block``'s
         musical position, at this receiver's transport ``frame``."""
         f = self.state.follow

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from jacknet.net.protocol import TRANSPORT_NONE, TimelineBlock
+from jacknet.net.protocol import TRANSPORT_NONE, PositionBlock
 
 ROLLING, STARTING = 1, 3
 KEEP_SECONDS = 4.0
@@ -41,8 +41,8 @@ class HeardTransport:
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
-        self.transport_rate = rate  # until a timeline block says otherwise
-        self.timeline: TimelineBlock | None = None
+        self.transport_rate = rate  # until a position block says otherwise
+        self.position: PositionBlock | None = None
         self.changes = 0
         self.latest: Heard | None = None
         self._stamps: list[int] = []
@@ -50,11 +50,11 @@ class HeardTransport:
         self._epoch: int | None = None
 
     def add(self, timestamp: int, state: int, frame: int, epoch: int,
-            timeline: TimelineBlock | None = None) -> None:
-        """One packet's header (and timeline block, if it had one)."""
-        if timeline is not None:
-            self.timeline = timeline
-            self.transport_rate = timeline.rate
+            position: PositionBlock | None = None) -> None:
+        """One packet's header (and position block, if it had one)."""
+        if position is not None:
+            self.position = position
+            self.transport_rate = position.rate
         if state == TRANSPORT_NONE:
             self.latest = None
             return

@@ -4,18 +4,18 @@ by packet.
 Every packet's header carries the state and frame of the JACK transport at
 the packet's first frame, and an epoch that counts starts, stops and
 locates: a receiver finds a change in any packet after it, so a lost packet
-loses nothing (level, not edge).  A timeline block (the transport's rate and
+loses nothing (level, not edge).  A position block (the transport's rate and
 the BBT) goes with the first packets after a change and a few times a second.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jacknet.net.protocol import EPOCHS, TRANSPORT_NONE, TimelineBlock
+from jacknet.net.protocol import EPOCHS, TRANSPORT_NONE, PositionBlock
 
 ROLLING = 1
-TIMELINE_SECONDS = 0.25   # a timeline block at least this often
-TIMELINE_AFTER_CHANGE = 3  # packets after a change that carry one, against loss
+POSITION_SECONDS = 0.25   # a position block at least this often
+POSITION_AFTER_CHANGE = 3  # packets after a change that carry one, against loss
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Said:
     state: int
     frame: int
     epoch: int
-    timeline: TimelineBlock | None
+    position: PositionBlock | None
 
 
 NO_TRANSPORT = Said(TRANSPORT_NONE, 0, 0, None)
@@ -33,7 +33,7 @@ NO_TRANSPORT = Said(TRANSPORT_NONE, 0, 0, None)
 
 class TransportWatch:
     """Counts the changes of a sender's JACK transport and says when a packet
-    carries a timeline block.
+    carries a position block.
 
     Parameters
     ----------
@@ -53,26 +53,26 @@ class TransportWatch:
         self.changes = 0
         self.last: tuple[int, int] | None = None   # state and frame in the last packet
         self._last: tuple[int, int, int] | None = None   # the same, and its timestamp
-        self._timeline_due = 0
-        self._next_timeline = 0
+        self._position_due = 0
+        self._next_position = 0
 
     def packet(self, timestamp: int, state: int, frame: int,
-               timeline: TimelineBlock | None) -> Said:
+               position: PositionBlock | None) -> Said:
         """The JACK transport's ``state`` and ``frame`` at stream frame
-        ``timestamp``, and its timeline then (None if forgotten)."""
+        ``timestamp``, and its position block then (None if forgotten)."""
         if not self.share:
             return NO_TRANSPORT
         if self._changed(timestamp, state, frame):
             self.epoch = (self.epoch + 1) % EPOCHS
             self.changes += 1
-            self._timeline_due = TIMELINE_AFTER_CHANGE
+            self._position_due = POSITION_AFTER_CHANGE
         self._last = (state, frame, timestamp)
         self.last = (state, frame)
-        send = timeline is not None and (self._timeline_due > 0 or timestamp >= self._next_timeline)
+        send = position is not None and (self._position_due > 0 or timestamp >= self._next_position)
         if send:
-            self._timeline_due = max(0, self._timeline_due - 1)
-            self._next_timeline = timestamp + round(TIMELINE_SECONDS * self.rate)
-        return Said(state, frame, self.epoch, timeline if send else None)
+            self._position_due = max(0, self._position_due - 1)
+            self._next_position = timestamp + round(POSITION_SECONDS * self.rate)
+        return Said(state, frame, self.epoch, position if send else None)
 
     def _changed(self, timestamp: int, state: int, frame: int) -> bool:
         if self._last is None:
