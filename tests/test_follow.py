@@ -12,7 +12,7 @@ import pytest
 
 from jacknet.rt._rt import ffi, lib
 from jacknet.rt.engines import Playout
-from jacknet.sync.follow import Follower
+from jacknet.sync.follow import ROLL, Follower
 from jacknet.sync.heard import Heard
 
 PERIOD = 128
@@ -176,3 +176,22 @@ def test_a_sender_that_does_not_change_gets_no_commands():
     done = sim.playout.transport_snapshot().done
     sim.run(500)
     assert sim.playout.transport_snapshot().done == done
+
+
+def test_a_roll_that_cannot_come_holds_the_transport_only_a_few_cycles():
+    """Another client located elsewhere after the roll was set: the sync
+    callback lets the transport go rather than hold the room."""
+    sim = Sim()
+    sim.run(5)
+    sim.playout.command(ROLL, 99999, sim.now + 5 * PERIOD)
+    sim.run(3)
+    sim.jack.locates.append((sim.jack.cycle + 1, 5))      # someone else's locate
+    pos = ffi.new("jn_position *", {"frame": 5})
+    held = 0
+    for _ in range(40):
+        sim.jack.begin(lambda frame: True)
+        sim.playout.state.now = sim.now
+        lib.jn_follow_cycle(sim.playout.state, sim.now, PERIOD, 3, 5)
+        held += not lib.jn_follow_sync(3, pos, sim.playout.state)
+        sim.now += PERIOD
+    assert 0 < held <= lib.JN_FOLLOW_HOLD_CYCLES + 5

@@ -517,7 +517,10 @@ void jn_follow_cycle(jn_playout *p, uint64_t now, uint32_t nframes, int32_t stat
         p->api.transport_locate(p->client, f->stop_frame);
         f->stop_pending = 0;
     }
-    if (LOAD(&f->armed) && state == 1 && now >= f->armed_at)
+    /* Rolled; or the roll cannot come (another client located meanwhile):
+     * never hold the room's transport for longer than a few cycles. */
+    if (LOAD(&f->armed) && ((state == 1 && now >= f->armed_at)
+                            || now > f->armed_at + JN_FOLLOW_HOLD_CYCLES * (uint64_t)nframes))
         STORE(&f->armed, 0);
     STORE(&f->snap_seq, f->snap_seq + 1);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -13,6 +13,7 @@
 #define JN_META_SLOTS 1024
 #define JN_POSITION_BBT 16
 
+
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
@@ -220,5 +221,6 @@ int jn_generator_process(uint32_t nframes, void *arg);
 
 enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3, JN_GEN_TONE = 4, JN_GEN_TRANSPORT = 5 };
 enum { JN_FOLLOW_NONE = 0, JN_FOLLOW_LOCATE = 1, JN_FOLLOW_ROLL = 2, JN_FOLLOW_STOP = 3 };
+enum { JN_FOLLOW_HOLD_CYCLES = 16 };  /* a roll not made by then is given up */
 
 #endif

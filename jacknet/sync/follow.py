@@ -21,11 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from jacknet.rt._rt import lib
 from jacknet.rt.engines import TransportCycle
 from jacknet.sync.heard import ROLLING, STARTING, Heard
 from jacknet.sync.watch import frame_delta
 
-LOCATE, ROLL, STOP = 1, 2, 3    # JN_FOLLOW_* in rt.h
+LOCATE, ROLL, STOP = lib.JN_FOLLOW_LOCATE, lib.JN_FOLLOW_ROLL, lib.JN_FOLLOW_STOP
 LEAD_CYCLES = 5      # a roll is set this many cycles ahead: JACK needs three, one is for us
 SCAN_CYCLES = 64     # how far ahead the heard transport is searched for a change
 HOLD_CYCLES = 8      # a sender held in Starting this long is stopped, as far as we care
