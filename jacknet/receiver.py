@@ -15,8 +15,8 @@ from jacknet.clock.autolatency import MAX_MARGIN_SECONDS
 from jacknet.config import ReceiverConfig
 from jacknet.errors import ConfigError
 from jacknet.net import protocol
-from jacknet.net.protocol import PositionBlock
 from jacknet.net.address import is_multicast, show_address
+from jacknet.net.protocol import PositionBlock
 from jacknet.net.transport import open_source
 from jacknet.node import Node
 from jacknet.recv.jitter import JitterBuffer

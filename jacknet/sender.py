@@ -133,7 +133,7 @@ class Sender(Node):
         and send it, with its copies and the JACK transport then."""
         cap = self.capture
         said = self.watch.packet(timestamp, *cap.jack_transport_at(position),
-                                 cap.position_at(position))
+                                 lambda: cap.position_at(position))
         for datagram in self.packetizer.packet(timestamp, block, said):
             if self.link.send(datagram):
                 self.datagrams += 1

@@ -16,7 +16,8 @@ TL = PositionBlock(RATE, 0)
 
 
 def said(watch: TransportWatch, cycles: list[tuple[int, int]], frames: int = 128):
-    return [watch.packet(i * frames, state, frame, TL) for i, (state, frame) in enumerate(cycles)]
+    return [watch.packet(i * frames, state, frame, lambda: TL)
+            for i, (state, frame) in enumerate(cycles)]
 
 
 def test_the_epoch_counts_starts_stops_and_locates_and_nothing_else():
@@ -35,7 +36,7 @@ def test_the_epoch_counts_starts_stops_and_locates_and_nothing_else():
 def test_where_the_rates_differ_a_rolling_transport_is_no_change():
     # Opus at 48 kHz from a 44.1 kHz server: timestamps at 48k, frames at 44.1k.
     watch = TransportWatch(48000, 44100)
-    out = [watch.packet(k * 240, 1, round(k * 240 * 44100 / 48000), TL) for k in range(200)]
+    out = [watch.packet(k * 240, 1, round(k * 240 * 44100 / 48000), lambda: TL) for k in range(200)]
     assert {s.epoch for s in out} == {0}
 
 
@@ -60,7 +61,7 @@ def test_packets_carry_what_the_watch_said():
     watch = TransportWatch(RATE, RATE)
     pk = Packetizer(Float32Encoder(), 2, RATE, 128, 1400)
     block = np.zeros((2, 128), np.float32)
-    grams = pk.packet(0, block, watch.packet(0, 1, 777, PositionBlock(RATE, 700)))
+    grams = pk.packet(0, block, watch.packet(0, 1, 777, lambda: PositionBlock(RATE, 700)))
     header = protocol.parse(grams[0])
     assert (header.jack_transport_state, header.jack_transport_frame) == (1, 777)
     assert header.flags & protocol.FLAG_POSITION

@@ -10,6 +10,7 @@ the BBT) goes with the first packets after a change and a few times a second.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from jacknet.net.protocol import EPOCHS, TRANSPORT_NONE, PositionBlock
 
@@ -57,9 +58,10 @@ class TransportWatch:
         self._next_position = 0
 
     def packet(self, timestamp: int, state: int, frame: int,
-               position: PositionBlock | None) -> Said:
+               position: Callable[[], PositionBlock | None]) -> Said:
         """The JACK transport's ``state`` and ``frame`` at stream frame
-        ``timestamp``, and its position block then (None if forgotten)."""
+        ``timestamp``; ``position()`` gives its position block then (None
+        if forgotten), asked for only when a packet is to carry one."""
         if not self.share:
             return NO_TRANSPORT
         if self._changed(timestamp, state, frame):
@@ -68,11 +70,13 @@ class TransportWatch:
             self._position_due = POSITION_AFTER_CHANGE
         self._last = (state, frame, timestamp)
         self.last = (state, frame)
-        send = position is not None and (self._position_due > 0 or timestamp >= self._next_position)
-        if send:
+        block = None
+        if self._position_due > 0 or timestamp >= self._next_position:
+            block = position()
+        if block is not None:
             self._position_due = max(0, self._position_due - 1)
             self._next_position = timestamp + round(POSITION_SECONDS * self.rate)
-        return Said(state, frame, self.epoch, position if send else None)
+        return Said(state, frame, self.epoch, block)
 
     def _changed(self, timestamp: int, state: int, frame: int) -> bool:
         if self._last is None:
