@@ -80,27 +80,53 @@ def assert_no_gap(snrs: np.ndarray, stats: dict) -> None:
     assert np.median(snrs) >= 45, said
 
 
+def judged_without_xruns(run, check, tries: int = 3) -> None:
+    """``check(*run())``; a check that fails in a run in which a server
+    missed cycles does not count, and a fresh run is judged (up to
+    ``tries``).  The tolerances allow a period per xrun, but a burst of them
+    (CI: 10 in 10 s on SCHED_FIFO servers, 2 to 5 ppm off in a quiet run)
+    can move the two clocks' measured rates past that; one that fails with
+    no xrun fails the test."""
+    failure = None
+    for _ in range(tries):
+        result = run()
+        stats = result[-1]
+        try:
+            check(*result)
+            return
+        except AssertionError as e:
+            if stats["xruns"] + stats["sender_xruns"] == 0:
+                raise
+            failure = e
+    raise AssertionError(f"every run had xruns, the last failed: {failure}")
+
+
 def test_a_44k1_sender_at_256_plays_at_1khz_on_a_48k_receiver_at_128():
     # SCHED_FIFO servers (the suite runs as root): without it the dummy
     # driver's timer, on a busy machine, skips cycles and wanders by hundreds of ppm.
     # Periods differ too: 256 frames a cycle there, 128 here.  (At 64 the
     # dummy server on this 2-core machine misses cycles itself, a hole in
     # the recording in two runs of three.)
-    with PrivateServer("jacknet-test-44k1", 44100, 256, sync=False, realtime=True) as a, \
-            PrivateServer("jacknet-test-48k", 48000, 128, sync=False, realtime=True) as b:
-        freq, snrs, stats = link_two_servers(a, b, 10, drift=False)  # the rates differ: it resamples
-    # Two dummy servers keep time each by its own timer: on a busy machine
-    # they drift apart by hundreds of ppm (CI: 1100), and the tone arrives as
-    # the sender's clock made it.  So the tone must be off 1 kHz by just what
-    # the two clocks measured were (a wrong 44.1 -> 48 kHz ratio is 88 Hz
-    # off), and the drift the receiver reports must be that too.
-    tolerance = drift_tolerance(stats, 256, 10, 44100)
-    assert abs(freq / TONE - 1 - stats["true_ppm"] * 1e-6) < tolerance, (freq, stats)
-    assert abs(stats["drift_ppm"] - stats["true_ppm"]) * 1e-6 < tolerance, stats
-    assert_no_gap(snrs, stats)
-    # Every frame concealed is a packet that came late (none lost), and rare.
-    assert stats["lost"] == 0 and stats["plc_concealed"] <= stats["late"], stats
-    assert stats["late"] <= stats["packets"] // 20, stats
+    def run():
+        with PrivateServer("jacknet-test-44k1", 44100, 256, sync=False, realtime=True) as a, \
+                PrivateServer("jacknet-test-48k", 48000, 128, sync=False, realtime=True) as b:
+            return link_two_servers(a, b, 10, drift=False)  # the rates differ: it resamples
+
+    def check(freq, snrs, stats):
+        # Two dummy servers keep time each by its own timer: on a busy machine
+        # they drift apart by hundreds of ppm (CI: 1100), and the tone arrives as
+        # the sender's clock made it.  So the tone must be off 1 kHz by just what
+        # the two clocks measured were (a wrong 44.1 -> 48 kHz ratio is 88 Hz
+        # off), and the drift the receiver reports must be that too.
+        tolerance = drift_tolerance(stats, 256, 10, 44100)
+        assert abs(freq / TONE - 1 - stats["true_ppm"] * 1e-6) < tolerance, (freq, stats)
+        assert abs(stats["drift_ppm"] - stats["true_ppm"]) * 1e-6 < tolerance, stats
+        assert_no_gap(snrs, stats)
+        # Every frame concealed is a packet that came late (none lost), and rare.
+        assert stats["lost"] == 0 and stats["plc_concealed"] <= stats["late"], stats
+        assert stats["late"] <= stats["packets"] // 20, stats
+
+    judged_without_xruns(run, check)
 
 
 def test_a_sender_clock_1000_ppm_fast_plays_at_1khz_for_a_minute():

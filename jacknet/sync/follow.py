@@ -147,23 +147,25 @@ class Follower:
             self.stats.locates += 1
 
     # -- commands --------------------------------------------------------------
-    def _roll(self, snap: TransportCycle, offset: int, at: int, relocate: bool = False) -> None:
+    def _roll(self, snap: TransportCycle, offset: int, at: int, relocate: bool = False) -> bool:
         """Roll (or relocate) so that the cycle at clock ``at`` or later plays
-        with this transport at the frame its audio was sent at."""
+        with this transport at the frame its audio was sent at; False if the
+        audio then is not rolling after all."""
         at = max(at, snap.now + LEAD_CYCLES * self.period)
         heard = self.heard(at - offset)
         if heard is None or not heard.rolling:
-            return
+            return False
         self._send(ROLL, self.to_local(heard.frame), at, settled=at + self.period)
         self._aligned_epoch = heard.epoch
         if relocate:
             self.stats.relocates += 1
         else:
             self.stats.rolls += 1
+        return True
 
     def _relocate(self, snap: TransportCycle, offset: int, drift: bool) -> None:
-        self._roll(snap, offset, snap.now, relocate=True)
-        self.stats.drift_relocates += drift
+        if self._roll(snap, offset, snap.now, relocate=True):
+            self.stats.drift_relocates += drift
 
     def _send(self, kind: int, frame: int, at: int, settled: int) -> None:
         self._pending = (self.post(kind, frame, at), settled)
