@@ -18,6 +18,7 @@ from jacknet.net import protocol
 from jacknet.net.address import is_multicast, show_address
 from jacknet.net.protocol import PositionBlock
 from jacknet.net.transport import open_source
+from jacknet.monitor.levels import Levels, levels_stats
 from jacknet.node import Node
 from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.pipeline import StreamPipeline
@@ -69,6 +70,7 @@ class Receiver(Node):
         self._last_datagram: tuple | None = None  # (peer, monotonic time), the worker's
         self._new_margin: int | None = None  # set_latency's, for the worker to apply
         self.follower: Follower | None = None
+        self.levels: Levels | None = None
         self._bbt: PositionBlock | None = None  # the position block the timebase master has
 
     @property
@@ -97,6 +99,7 @@ class Receiver(Node):
         most = round(MAX_MARGIN_SECONDS * rate) if auto else margin
         self.playout = Playout(c.channels, capacity=ring_frames(most, rate), samplerate=rate)
         self.jitter = JitterBuffer(self.playout, period, margin, rate, auto=auto)
+        self.levels = Levels(self.playout, rate)
         # Only a unicast UDP receiver can be reached by anyone at any time.
         lock = c.transport == "udp" and not is_multicast(c.host) and not c.allow_any_sender
         self.pipeline = StreamPipeline(self.jitter, c.channels, rate, lock_sender=lock,
@@ -173,6 +176,7 @@ class Receiver(Node):
                 pipeline.feed(view[:n], peer, now)
                 self._last_datagram = (peer, time.monotonic())
             pipeline.tick(now)
+            self.levels.poll()
             if self.follower is not None:
                 self._follow()
             if self._new_margin is not None:
@@ -213,6 +217,8 @@ class Receiver(Node):
             self.pipeline.report(out)
         out.xruns = self.jack.xruns if self.jack else 0
         self._report_transport(out)
+        for name, value in levels_stats(self.levels).items():
+            setattr(out, name, value)
         return out
 
     def _report_transport(self, out: ReceiverStats) -> None:

@@ -22,6 +22,7 @@ from jacknet.codecs.opus import RATES as OPUS_RATES
 from jacknet.config import SenderConfig
 from jacknet.net.address import show_address
 from jacknet.net.transport import open_sink
+from jacknet.monitor.levels import Levels, levels_stats
 from jacknet.node import Node
 from jacknet.packetizer import Packetizer
 from jacknet.reframe import RateConverter
@@ -61,6 +62,7 @@ class Sender(Node):
         self.packetizer: Packetizer | None = None
         self.capture: Capture | None = None
         self.watch: TransportWatch | None = None
+        self.levels: Levels | None = None
         self.datagrams = 0
         self.bytes = 0
         self._sealing = 0  # bytes the link adds to each datagram (the seal's tag)
@@ -97,6 +99,7 @@ class Sender(Node):
                                      stream_id=self.stream_id)
         self.watch = TransportWatch(self.rate, jack_rate, share=not c.no_transport)
         self.capture = self.capture_class(c.channels, capacity=max(32768, 8 * self.frames))
+        self.levels = Levels(self.capture, jack_rate)
         self.jack.run(self.capture)
 
     def _started(self) -> None:
@@ -118,6 +121,7 @@ class Sender(Node):
         while not self._stop.is_set():
             cap.wait(0.1)
             self.beats += 1
+            self.levels.poll()
             while (pos := cap.read_into(block)) >= 0:
                 if pos != expected:
                     self.packetizer.gap()
@@ -163,7 +167,7 @@ class Sender(Node):
             clipped=self.encoder.stats.get("clipped") if self.encoder else None,
             xruns=self.jack.xruns if self.jack else 0,
             cycles=cap.cycles if cap else 0,
-            **self._transport())
+            **self._transport(), **levels_stats(self.levels))
 
     def _transport(self) -> dict:
         watch = self.watch

@@ -55,6 +55,12 @@ class SenderStats:
     """Its frame then (sync.watch.TransportWatch)."""
     transport_changes: int | None = None
     """Starts, stops and locates of the JACK transport sent (sync.watch.TransportWatch)."""
+    peak_dbfs: list[float] | None = None
+    """Per input, the peak of the last second, dBFS (-120: silence) (monitor.levels.Levels, from rt/rt.c's jn_meter)."""
+    rms_dbfs: list[float] | None = None
+    """Per input, the RMS of the last second, dBFS (monitor.levels.Levels)."""
+    clips: list[int] | None = None
+    """Per input, samples at or beyond full scale since the start (monitor.levels.Levels)."""
     reconnects: int | None = None
     """Links rebuilt after the JACK server went away or changed format (daemon.Supervisor)."""
 
@@ -171,6 +177,12 @@ class ReceiverStats:
     """Of those, for drift beyond --transport-tolerance alone (sync.follow.FollowStats)."""
     transport_held: int | None = None
     """Cycles this client held the transport in Starting to roll aligned (rt/rt.c, jn_follow)."""
+    peak_dbfs: list[float] | None = None
+    """Per output, as played, the peak of the last second, dBFS (-120: silence) (monitor.levels.Levels, from rt/rt.c's jn_meter)."""
+    rms_dbfs: list[float] | None = None
+    """Per output, as played, the RMS of the last second, dBFS (monitor.levels.Levels)."""
+    clips: list[int] | None = None
+    """Per output, as played, samples at or beyond full scale since the start (monitor.levels.Levels)."""
 
 
 def as_dict(stats) -> dict:
@@ -195,6 +207,8 @@ def format_line(side: str, stats) -> str:
             value = f"{value:.2f}"
         elif isinstance(value, dict):
             value = ",".join(f"{k}:{v}" for k, v in value.items()) or "0"
+        elif isinstance(value, (list, tuple)):
+            value = ",".join(f"{v:g}" for v in value)
         parts.append(f"{key}={value}")
     return f"{side}: " + " ".join(parts)
 

@@ -52,6 +52,59 @@ static void ring_get(const float *ring, uint32_t capacity, uint64_t idx, float *
     memcpy(dst + first, ring, (n - first) * sizeof(float));
 }
 
+/* -------------------------------------------------------------------- meter */
+
+static int meter_init(jn_meter *m, uint32_t nch)
+{
+    m->nch = nch;
+    m->slots = calloc((size_t)JN_LEVEL_SLOTS * nch, sizeof(jn_level));
+    return m->slots != NULL;
+}
+
+/* One cycle of nch channels (bufs[ch] points at nframes samples). */
+static void meter_block(jn_meter *m, const float *const *bufs, uint32_t nframes)
+{
+    uint64_t cycle = m->cycles;
+    jn_level *slot = m->slots + (size_t)(cycle % JN_LEVEL_SLOTS) * m->nch;
+    for (uint32_t ch = 0; ch < m->nch; ch++) {
+        const float *x = bufs[ch];
+        float peak = 0.0f, sumsq = 0.0f;
+        uint32_t clips = 0;
+        for (uint32_t i = 0; i < nframes; i++) {
+            float a = fabsf(x[i]);
+            peak = a > peak ? a : peak;
+            sumsq += x[i] * x[i];
+            clips += a >= 1.0f;
+        }
+        slot[ch] = (jn_level){peak, sumsq, clips, nframes};
+    }
+    STORE(&m->cycles, cycle + 1);
+}
+
+/*
+ * Fold the cycles metered since `from` into per-channel peak (the largest),
+ * sum of squares, clips and frames; returns the cycle to read from next.
+ * Slots the writer may be overwriting while we read (the oldest few of the
+ * ring) are left out: a reader that falls that far behind misses them.
+ */
+uint64_t jn_meter_read(jn_meter *m, uint64_t from, float *peak, double *sumsq, uint64_t *clips, uint64_t *frames)
+{
+    uint64_t end = LOAD(&m->cycles);
+    uint64_t oldest = end > JN_LEVEL_SLOTS - 64 ? end - (JN_LEVEL_SLOTS - 64) : 0;
+    if (from < oldest)
+        from = oldest;
+    for (uint64_t c = from; c < end; c++) {
+        const jn_level *slot = m->slots + (size_t)(c % JN_LEVEL_SLOTS) * m->nch;
+        for (uint32_t ch = 0; ch < m->nch; ch++) {
+            peak[ch] = slot[ch].peak > peak[ch] ? slot[ch].peak : peak[ch];
+            sumsq[ch] += slot[ch].sumsq;
+            clips[ch] += slot[ch].clips;
+            frames[ch] += slot[ch].frames;
+        }
+    }
+    return end;
+}
+
 /* -------------------------------------------------------------------- watch */
 
 int jn_watch_xrun(void *arg)
@@ -133,7 +186,8 @@ jn_capture *jn_capture_new(uint32_t nch, uint32_t capacity)
     if (!c)
         return NULL;
     c->buf = calloc((size_t)nch * capacity, sizeof(float));
-    if (!c->buf) {
+    if (!c->buf || !meter_init(&c->meter, nch)) {
+        free(c->buf);
         free(c);
         return NULL;
     }
@@ -148,6 +202,7 @@ void jn_capture_free(jn_capture *c)
     if (!c)
         return;
     sem_destroy(&c->wake);
+    free(c->meter.slots);
     free(c->buf);
     free(c);
 }
@@ -177,6 +232,7 @@ void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes,
     for (uint32_t ch = 0; ch < c->nch; ch++)
         ring_put(c->buf + (size_t)ch * c->capacity, c->capacity, w, ins[ch], nframes);
     STORE(&c->wpos, w + nframes);
+    meter_block(&c->meter, (const float *const *)ins, nframes);
     STORE(&c->cycles, c->cycles + 1);
     sem_post(&c->wake);
 }
@@ -283,9 +339,10 @@ jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, f
         return NULL;
     p->buf = calloc((size_t)nch * capacity, sizeof(float));
     p->stamp = calloc(capacity, sizeof(uint64_t));
-    if (!p->buf || !p->stamp) {
+    if (!p->buf || !p->stamp || !meter_init(&p->meter, nch)) {
         free(p->buf);
         free(p->stamp);
+        free(p->meter.slots);
         free(p);
         return NULL;
     }
@@ -303,6 +360,7 @@ void jn_playout_free(jn_playout *p)
         return;
     free(p->buf);
     free(p->stamp);
+    free(p->meter.slots);
     free(p);
 }
 
@@ -447,6 +505,7 @@ void jn_playout_run(jn_playout *p, uint64_t now, uint32_t nframes, float *const 
     uint32_t fade_out = LOAD(&p->fade_out);
     if (fade_out)
         fade_to_silence(p, fade_out, nframes, outs);
+    meter_block(&p->meter, (const float *const *)outs, nframes);
     STORE(&p->now, now);
     STORE(&p->read_end, start + nframes);
     STORE(&p->cycles, p->cycles + 1);

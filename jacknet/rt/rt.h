@@ -12,6 +12,7 @@
 #define JN_MAX_CHANNELS 64
 #define JN_META_SLOTS 1024
 #define JN_POSITION_BBT 16
+#define JN_LEVEL_SLOTS 1024
 
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -74,6 +75,25 @@ typedef struct {
     jn_bbt bbt;
 } jn_cycle_meta;
 
+/* One cycle's level of one channel. */
+typedef struct {
+    float peak;       /* largest magnitude */
+    float sumsq;      /* sum of squares */
+    uint32_t clips;   /* samples at or beyond full scale (|x| >= 1) */
+    uint32_t frames;
+} jn_level;
+
+/*
+ * Levels where the audio is: each cycle the process callback writes one
+ * jn_level per channel into slot (cycles % JN_LEVEL_SLOTS), then publishes
+ * cycles; a reader folds the slots it has not seen (jn_meter_read).
+ */
+typedef struct {
+    uint32_t nch;
+    jn_level *slots;      /* JN_LEVEL_SLOTS * nch */
+    uint64_t cycles;      /* atomic */
+} jn_meter;
+
 /* The 64-bit extension of JACK's 32-bit frame clock, which wraps after a day. */
 typedef struct {
     uint64_t now;
@@ -95,6 +115,7 @@ typedef struct {
     uint64_t discontinuities;     /* cycles whose frame time did not follow on */
     uint64_t dropped;             /* frames the reader lost to overruns */
     uint32_t next_frame_time;
+    jn_meter meter;               /* the inputs' levels */
     jn_cycle_meta meta[JN_META_SLOTS];
     sem_t wake;
 } jn_capture;
@@ -161,6 +182,7 @@ typedef struct {
     uint32_t fade_out;            /* closing: frames to fade to silence over; 0 while open (atomic) */
     uint32_t fade_out_pos;        /* frames of that fade played */
     jn_follow follow;
+    jn_meter meter;               /* the outputs' levels, as played */
 } jn_playout;
 
 typedef struct {
@@ -184,6 +206,7 @@ typedef struct {
     char reason[256];        /* written before shutdown is set */
 } jn_watch;
 
+uint64_t jn_meter_read(jn_meter *m, uint64_t from, float *peak, double *sumsq, uint64_t *clips, uint64_t *frames);
 int jn_watch_xrun(void *arg);
 void jn_watch_shutdown(int code, const char *reason, void *arg);
 /* libjack's error and info function: libjack may call it on any of its
