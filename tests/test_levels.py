@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import Link
-from jacknet.monitor.levels import FLOOR_DBFS, Levels, dbfs
+from jacknet.monitor.levels import FLOOR_DBFS, Levels, dbfs, levels_stats
 from jacknet.rt.engines import Capture, Playout
 
 RATE = 48000
@@ -30,6 +30,18 @@ def test_peak_rms_and_clips_of_known_blocks():
     assert last.clips == (0, RATE, 0) and levels.clips == (0, RATE, 0)
     levels.poll()   # nothing new: no second yet
     assert len(levels.history) == 1
+
+
+def test_the_stats_carry_the_same_fields_before_the_first_second_as_after():
+    cap = Capture(2, 1 << 15)
+    levels = Levels(cap, RATE)
+    before = levels_stats(levels)
+    assert before == {"peak_dbfs": [FLOOR_DBFS] * 2, "rms_dbfs": [FLOOR_DBFS] * 2, "clips": [0, 0]}
+    for k in range(375):
+        cap.push(k * 128, np.full((2, 128), 0.5, np.float32))
+    levels.poll()
+    after = levels_stats(levels)
+    assert after.keys() == before.keys() and after["peak_dbfs"] == [-6.0, -6.0]
 
 
 def test_the_playout_meters_what_it_plays_concealment_included():

@@ -86,9 +86,16 @@ class Levels:
 
 
 def levels_stats(levels: Levels | None) -> dict:
-    """The stats' ``peak_dbfs``, ``rms_dbfs`` and ``clips`` (none before a second)."""
-    last = levels.last if levels is not None else None
-    if last is None:
+    """The stats' ``peak_dbfs``, ``rms_dbfs`` and ``clips``.
+
+    Before the first whole second they read as silence, so the stats line
+    carries the same fields from its first print on (scripts parse it).
+    """
+    if levels is None:
         return {}
+    last = levels.last
+    if last is None:
+        silence = [FLOOR_DBFS] * len(levels.clips)
+        return {"peak_dbfs": silence, "rms_dbfs": list(silence), "clips": list(levels.clips)}
     return {"peak_dbfs": list(last.peak_dbfs), "rms_dbfs": list(last.rms_dbfs),
             "clips": list(levels.clips)}
