@@ -4,8 +4,9 @@ stops running its process callback; stop on SIGINT/SIGTERM.
 
 The `Supervisor` owns the daemon's state (`STATES`): it tells systemd of
 every change (``STATUS=``), pings the watchdog only while the node really
-makes progress (or waits for JACK, as it should), and gives the status
-socket its snapshot (`Supervisor.status`).
+makes progress (or waits for JACK, as it should), keeps the link's
+`History` (ten minutes, and its events), and gives the status socket its
+snapshot (`Supervisor.status`).
 """
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ import time
 from typing import Callable
 
 from jacknet.errors import ConfigError, JacknetError, ServerNotRunning
+from jacknet.monitor.history import History
+from jacknet.monitor.levels import METER_SECONDS
 from jacknet.net.address import show_address
 from jacknet.node import STALL_SECONDS, Node
 from jacknet.options import key_of, options
 from jacknet.service.jackserver import JackServer
 from jacknet.service.notify import Notifier
 from jacknet.service.remember import ConnectionMemory
-from jacknet.stats import as_dict, format_line
+from jacknet.stats import RateLimitedLog, as_dict, format_line
 
 log = logging.getLogger("jacknet")
 
@@ -135,6 +138,9 @@ class Supervisor:
         self._marks: list[tuple] = []  # (value, when it last moved) per progress counter
         self._fed_at = -float("inf")
         self._quiet_from: float | None = None  # when the last packet came, in an outage
+        self.history = History(side)
+        self._peer: str | None = None  # the far end the history last heard of
+        self._said_outage = RateLimitedLog(log, interval=60.0)
 
     def _enter(self, state: str, detail: str = "") -> None:
         """Change state; systemd hears of it in one line."""
@@ -191,6 +197,27 @@ class Supervisor:
                 if jack.connect_own(short, other):
                     log.info("connected %s:%s and %s again (remembered)", jack.name, short, other)
 
+    def _observe(self) -> None:
+        """Hand the history this moment's stats; say each outage once."""
+        node, now = self.node, time.time()
+        peer, _ = node.peer()
+        if peer is not None and peer != self._peer:
+            if self._peer is not None:
+                self.history.event("sender" if self.side == "recv" else "peer",
+                                   f"{self._peer} -> {peer}", now)
+            self._peer = peer
+        for e in self.history.observe(self._stats(), now):
+            if e.kind == "outage-end":
+                self._said_outage("outage", "outage: %s from %s (%d in the last minute)",
+                                  e.detail, peer, node.stats().outages_last_minute)
+
+    def _stats(self):
+        """The node's stats snapshot as a dict, with what the Supervisor counts."""
+        stats = self.node.stats()
+        if self.reconnects:
+            stats = dataclasses.replace(stats, reconnects=self.reconnects)
+        return as_dict(stats)
+
     def _feed_watchdog(self, waiting: bool = False) -> None:
         """WATCHDOG=1 when due, if the node is making progress: its process
         callback and its worker both moved within `PROGRESS_SECONDS` (or
@@ -245,6 +272,7 @@ class Supervisor:
             stats = dataclasses.replace(stats, reconnects=self.reconnects)
         out["stats"] = as_dict(stats)
         out["jack_transport"] = _jack_transport(self.side, config, stats)
+        out["meters"] = _meters(node)
         return out
 
     def run(self) -> int:
@@ -282,6 +310,7 @@ class Supervisor:
                     self.reload()
                 self._keep_connected()
                 self._running()
+                self._observe()
                 self._feed_watchdog()
                 if deadline is not None and time.monotonic() >= deadline:
                     break
@@ -303,6 +332,7 @@ class Supervisor:
         A configuration that no longer reads right keeps the running one.
         Returns the keys applied."""
         self.notifier.reloading()
+        self.history.event("reload", "", time.time())
         try:
             side, run = self.reread()
         except ConfigError as e:
@@ -385,6 +415,8 @@ class Supervisor:
                         STALL_SECONDS)
             self.stalls += 1
         keep = node.jack.connections() if why != "lost" else []
+        self.history.event({"lost": "jack-gone", "format": "jack-format",
+                            "stalled": "stall"}[why], old_name, time.time())
         self._enter("rebuilding", {"lost": "the JACK server went away", "format":
                                    "JACK's period or rate changed",
                                    "stalled": "JACK stopped running our client"}[why])
@@ -448,6 +480,7 @@ class Supervisor:
                 continue
             if not first or self.state == "waiting":
                 log.info("link restored on the JACK server")
+                self.history.event("jack-back", node.config.server or "default", time.time())
             if self.memory is not None:
                 self.memory.new_client()
             self.node = node
@@ -500,6 +533,16 @@ class Supervisor:
             return False
         self._server_error = None
         return True
+
+
+def _meters(node: Node) -> dict | None:
+    """The status's ``meters``: the last tenth of a second per channel (None before one)."""
+    levels = node.levels
+    meter = levels.meter if levels is not None else None
+    if meter is None:
+        return None
+    return {"seconds": METER_SECONDS, "peak_dbfs": list(meter.peak_dbfs),
+            "rms_dbfs": list(meter.rms_dbfs), "clips": list(levels.clips)}
 
 
 def _jack_transport(side: str, config, stats) -> dict:

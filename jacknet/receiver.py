@@ -19,6 +19,7 @@ from jacknet.net.address import is_multicast, show_address
 from jacknet.net.protocol import PositionBlock
 from jacknet.net.transport import open_source
 from jacknet.monitor.levels import Levels, levels_stats
+from jacknet.monitor.outages import Outages
 from jacknet.node import Node
 from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.pipeline import StreamPipeline
@@ -71,6 +72,7 @@ class Receiver(Node):
         self._new_margin: int | None = None  # set_latency's, for the worker to apply
         self.follower: Follower | None = None
         self.levels: Levels | None = None
+        self.outages = Outages()
         self._bbt: PositionBlock | None = None  # the position block the timebase master has
 
     @property
@@ -173,8 +175,12 @@ class Receiver(Node):
             n, peer = source.receive(buf, pipeline.wait(self._arrival_clock()))
             now = self._arrival_clock()
             if n:
+                played = pipeline.stats.datagrams
                 pipeline.feed(view[:n], peer, now)
-                self._last_datagram = (peer, time.monotonic())
+                if pipeline.stats.datagrams != played:  # from the sender, not a stranger
+                    at = time.monotonic()
+                    self.outages.arrived(at)
+                    self._last_datagram = (peer, at)
             pipeline.tick(now)
             self.levels.poll()
             if self.follower is not None:
@@ -216,6 +222,11 @@ class Receiver(Node):
         if self.pipeline is not None:
             self.pipeline.report(out)
         out.xruns = self.jack.xruns if self.jack else 0
+        o, now = self.outages, time.monotonic()
+        ongoing = o.ongoing(now)
+        out.outages, out.outages_last_minute = o.count, o.last_minute(now)
+        out.outage_ms = None if ongoing is None else round(ongoing * 1000, 1)
+        out.last_outage_ms = None if o.last_seconds is None else round(o.last_seconds * 1000, 1)
         self._report_transport(out)
         for name, value in levels_stats(self.levels).items():
             setattr(out, name, value)

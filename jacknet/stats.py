@@ -131,6 +131,14 @@ class ReceiverStats:
     """Buffer grown because packets kept landing partly late (recv.jitter.JitterStats)."""
     xruns: int = 0
     """JACK xruns seen by this client (rt.binding.JackClient)."""
+    outages: int = 0
+    """Stretches of 100 ms or more without a datagram from the sender, ended (monitor.outages.Outages)."""
+    outages_last_minute: int = 0
+    """Of those, the ones that ended in the last minute, and one going on now (monitor.outages.Outages)."""
+    outage_ms: float | None = None
+    """How long the outage going on now has lasted; None while packets come (monitor.outages.Outages)."""
+    last_outage_ms: float | None = None
+    """How long the last outage that ended lasted (monitor.outages.Outages)."""
     fill_ms: float | None = None
     """Audio buffered ahead of the playout (recv.jitter.JitterBuffer)."""
     target_ms: float | None = None

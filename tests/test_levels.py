@@ -44,6 +44,17 @@ def test_the_stats_carry_the_same_fields_before_the_first_second_as_after():
     assert after.keys() == before.keys() and after["peak_dbfs"] == [-6.0, -6.0]
 
 
+def test_the_meter_moves_every_tenth_of_a_second_and_the_seconds_gather_the_tenths():
+    cap = Capture(1, 1 << 15)
+    levels = Levels(cap, RATE)
+    for k in range(400):
+        cap.push(k * 128, np.full((1, 128), 0.5 if k < 300 else 0.25, np.float32))
+        levels.poll()   # the worker polls at every turn
+    # The last tenth is all 0.25; the second (about 376 cycles) saw 0.5 too.
+    assert levels.meter.peak_dbfs == (dbfs(0.25),)
+    assert len(levels.history) == 1 and levels.history[0].peak_dbfs == (-6.0,)
+
+
 def test_the_playout_meters_what_it_plays_concealment_included():
     pl = Playout(1, 1 << 15, RATE)
     levels = Levels(pl, RATE)

@@ -3,8 +3,9 @@
 Each JACK cycle the C side (``jn_meter`` in rt.c) writes the peak, the sum
 of squares and the clipped samples of every channel, for the sender's
 inputs and for the receiver's outputs as played.  `Levels` is their one
-reader: it folds the cycles into one-second values, keeps the last ten
-minutes of them, and counts clips since the start.
+reader: it folds the cycles into tenths of a second (`Levels.meter`, what a
+meter on a screen shows), those into one-second values (`Levels.history`,
+the last ten minutes), and counts clips since the start.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from jacknet.rt._rt import ffi, lib
 
 FLOOR_DBFS = -120.0   # silence, as a number JSON can carry
 HISTORY_SECONDS = 600
+METER_SECONDS = 0.1  # a screen's meter moves ten times a second
 
 
 def dbfs(amplitude: float) -> float:
@@ -29,7 +31,7 @@ def dbfs(amplitude: float) -> float:
 
 @dataclass(frozen=True)
 class Second:
-    """One second of levels, a value per channel."""
+    """One second (or, as `Levels.meter`, a tenth) of levels, a value per channel."""
 
     peak_dbfs: tuple[float, ...]
     rms_dbfs: tuple[float, ...]
@@ -53,36 +55,66 @@ class Levels:
         n = engine.channels
         self.rate = rate
         self.history: deque[Second] = deque(maxlen=HISTORY_SECONDS)
+        self.meter: Second | None = None
         self.clips = (0,) * n
         self._from = 0
-        self._peak = np.zeros(n, np.float32)
-        self._sumsq = np.zeros(n, np.float64)
-        self._clips = np.zeros(n, np.uint64)
-        self._frames = np.zeros(n, np.uint64)
+        # The tenth being read (what jn_meter_read adds to) and the second
+        # the tenths are folded into.
+        self._tenth = _Sums(n)
+        self._second = _Sums(n)
         self._total_clips = np.zeros(n, np.uint64)
-        self._ptrs = (ffi.from_buffer("float[]", self._peak), ffi.from_buffer("double[]", self._sumsq),
-                      ffi.from_buffer("uint64_t[]", self._clips),
-                      ffi.from_buffer("uint64_t[]", self._frames))
+        t = self._tenth
+        self._ptrs = (ffi.from_buffer("float[]", t.peak), ffi.from_buffer("double[]", t.sumsq),
+                      ffi.from_buffer("uint64_t[]", t.clips),
+                      ffi.from_buffer("uint64_t[]", t.frames))
 
     def poll(self) -> None:
         """Fold the cycles metered since the last poll (the reader's thread only)."""
         self._from = int(lib.jn_meter_read(self._meter, self._from, *self._ptrs))
-        if self._frames[0] < self.rate:
+        tenth, second = self._tenth, self._second
+        if tenth.frames[0] < self.rate * METER_SECONDS:
             return
-        frames = self._frames.astype(np.float64)
-        self._total_clips += self._clips
-        self.history.append(Second(tuple(dbfs(float(p)) for p in self._peak),
-                                   tuple(dbfs(math.sqrt(s / f)) for s, f in zip(self._sumsq, frames)),
-                                   tuple(int(c) for c in self._clips)))
+        self.meter = tenth.levels()
+        second.add(tenth)
+        tenth.clear()
+        if second.frames[0] < self.rate:
+            return
+        self._total_clips += second.clips
+        self.history.append(second.levels())
         self.clips = tuple(int(c) for c in self._total_clips)
-        for a in (self._peak, self._sumsq, self._clips, self._frames):
-            a[:] = 0
+        second.clear()
 
     @property
     def last(self) -> Second | None:
         """The last whole second (None before one); any thread may ask."""
         history = self.history
         return history[-1] if history else None
+
+
+class _Sums:
+    """Peak, sum of squares, clips and frames per channel, summed over cycles."""
+
+    def __init__(self, n: int) -> None:
+        self.peak = np.zeros(n, np.float32)
+        self.sumsq = np.zeros(n, np.float64)
+        self.clips = np.zeros(n, np.uint64)
+        self.frames = np.zeros(n, np.uint64)
+
+    def add(self, other: _Sums) -> None:
+        np.maximum(self.peak, other.peak, out=self.peak)
+        self.sumsq += other.sumsq
+        self.clips += other.clips
+        self.frames += other.frames
+
+    def clear(self) -> None:
+        for a in (self.peak, self.sumsq, self.clips, self.frames):
+            a[:] = 0
+
+    def levels(self) -> Second:
+        return Second(tuple(dbfs(float(p)) for p in self.peak),
+                      tuple(dbfs(math.sqrt(s / f)) if f else FLOOR_DBFS
+                            for s, f in zip(self.sumsq, self.frames.astype(np.float64))),
+                      tuple(int(c) for c in self.clips))
 
 
 def levels_stats(levels: Levels | None) -> dict:
