@@ -1,4 +1,4 @@
-"""Command line: ``jacknet send | recv | demo | status | keygen | config check``.
+"""Command line: ``jacknet send | recv | demo | status | top | keygen | config check``.
 
 The flags come from the option schema (`jacknet.config`).  ``--config
 FILE`` reads a TOML file (`jacknet.configfile`) first; the flags given on
@@ -65,6 +65,12 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     st.add_argument("--socket", metavar="PATH", help="ask the daemon at this socket")
     st.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
+    t = sub.add_parser("top", help="watch a running daemon's link in the terminal (q quits)")
+    t.add_argument("name", metavar="NAME", nargs="?",
+                   help="the daemon's JACK client name (default: the one daemon running)")
+    t.add_argument("--socket", metavar="PATH", help="watch the daemon at this status socket")
+    t.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
     k = sub.add_parser("keygen", help="write a new pre-shared key for --security psk")
     k.add_argument("file", metavar="FILE", help="where to write it (owner-only; never "
                    "overwritten); copy it to the other end the same way")
@@ -111,6 +117,7 @@ def _configs(role: str, args: argparse.Namespace, argv: list[str]) -> tuple:
 def _run(make, side: str, config, run: RunConfig, reread) -> int:
     from jacknet.daemon import Supervisor
     from jacknet.service.remember import ConnectionMemory, state_path
+    from jacknet.monitor.web import WebServer, http_address
     from jacknet.service.status import StatusServer, socket_path
     remembered = state_path(config.name, run.remember_connections)
     supervisor = Supervisor(make, side, run.stats_interval, run.seconds,
@@ -118,12 +125,22 @@ def _run(make, side: str, config, run: RunConfig, reread) -> int:
                             server=run.jack_server(config.server),
                             memory=ConnectionMemory(remembered) if remembered else None)
     path = socket_path(config.name, run.status_socket)
-    status = StatusServer(path, supervisor.status).start() if path else None
+    status = StatusServer(path, supervisor.status, supervisor.history).start() if path else None
+    address = http_address(run.status_http)
+    try:
+        web = WebServer(address, supervisor.status, supervisor.history).start() if address \
+            else None
+    except ConfigError:
+        if status:
+            status.close()
+        raise
     try:
         return supervisor.run()
     finally:
         if status:
             status.close()
+        if web:
+            web.close()
 
 
 def _send(args: argparse.Namespace, argv: list[str]) -> int:
@@ -143,6 +160,11 @@ def _recv(args: argparse.Namespace, argv: list[str]) -> int:
 def _status(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.service.status import show_status
     return show_status(args.name, args.json, args.watch, args.socket)
+
+
+def _top(args: argparse.Namespace, argv: list[str]) -> int:
+    from jacknet.service.status import show_top
+    return show_top(args.name, args.socket)
 
 
 def _demo(args: argparse.Namespace, argv: list[str]) -> int:
@@ -176,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     from jacknet.service.logs import setup
     setup(args.verbose)
     commands = {"send": _send, "recv": _recv, "demo": _demo, "config": _config,
-                "status": _status, "keygen": _keygen}
+                "status": _status, "top": _top, "keygen": _keygen}
     try:
         return commands[args.command](args, argv)
     except ConfigError as e:

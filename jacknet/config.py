@@ -23,6 +23,7 @@ from jacknet.codecs.opus import APPLICATIONS, FRAME_MS, OpusSettings
 from jacknet.errors import ConfigError
 from jacknet.net.address import DEFAULT_PORT, is_multicast
 from jacknet.net.protocol import MAX_CHANNELS, MAX_REDUNDANCY
+from jacknet.monitor.web import http_address
 from jacknet.node import DEFAULT_RT_PRIORITY
 from jacknet.options import (Bitrate, Choice, Flag, Int, Latency, Networks, Regex, Seconds, Text,
                              add_arguments, check_fields, from_args, from_mapping, key_of, opt,
@@ -236,6 +237,9 @@ class RunConfig:
     status_socket: str = opt("auto", Text("PATH"), "Unix socket 'jacknet status' asks: a path, "
                              "auto (the runtime directory, NAME.sock) or off", "status",
                              key="socket")
+    status_http: str = opt("off", Text("ADDR"), "serve a status page and /metrics: on "
+                           "(127.0.0.1:8477), HOST[:PORT] (another address: reachable from "
+                           "the network, read-only) or off (default)", "status", key="http")
     remember_connections: str = opt("off", Text("PATH"), "remember connections made by hand "
                                     "to our ports, to make them again after a restart: auto "
                                     "(the state directory, NAME.connections.json), a path, or "
@@ -261,6 +265,7 @@ class RunConfig:
         """Check every field, and that the server's settings come with
         ``start``; returns self (`ConfigError` naming what is wrong)."""
         check_fields(self)
+        http_address(self.status_http)
         default = RunConfig()
         given = [f"--{key_of(f)}" for f, _ in options(RunConfig)
                  if f.name in SERVER_FIELDS and getattr(self, f.name) != getattr(default, f.name)]

@@ -1,9 +1,11 @@
 """The status socket: a running daemon answers ``jacknet status`` over a
 local Unix socket (never a network port), one JSON line per request.
 
-A client connects, may send one line (``status``, the only request so far;
-an empty line or none means the same), and reads one JSON object followed
-by a newline, then the daemon closes the connection.  The object's
+A client connects and may send one line: ``status`` (an empty line or
+none means the same) or ``history``, and reads one JSON object followed by
+a newline, then the daemon closes the connection; or ``subscribe``, and
+reads a JSON line every `UPDATE_SECONDS` (the status, and the history
+rows and events it has not had yet) until it hangs up.  Each object's
 ``schema`` says which version of `docs/status.md` it follows.  Answering
 reads the node's counters and changes nothing.
 
@@ -21,6 +23,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +35,8 @@ log = logging.getLogger("jacknet")
 SCHEMA = 1
 MAX_REQUEST = 1024
 CLIENT_SECONDS = 1.0  # a client that says nothing for this long gets its answer anyway
+UPDATE_SECONDS = 0.1  # a subscriber's meters move ten times a second
+MAX_CLIENTS = 16  # connections served at once; more are told to come back
 
 
 def socket_path(name: str, setting: str = "auto") -> Path | None:
@@ -49,12 +54,16 @@ class StatusServer:
         The socket to create (a stale one left by a dead daemon is replaced).
     snapshot : callable
         Returns the dict to answer with (``schema`` is added).
+    history : History, optional
+        The daemon's history, for ``history`` and ``subscribe``.
     """
 
-    def __init__(self, path: Path, snapshot: Callable[[], dict]) -> None:
+    def __init__(self, path: Path, snapshot: Callable[[], dict], history=None) -> None:
         self.path = Path(path)
         self.snapshot = snapshot
+        self.history = history
         self.requests = 0
+        self._clients = threading.BoundedSemaphore(MAX_CLIENTS)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
@@ -98,9 +107,39 @@ class StatusServer:
                 continue
             except OSError:
                 return  # closed
-            with conn:
-                with contextlib.suppress(OSError):
-                    self._answer(conn)
+            if not self._clients.acquire(blocking=False):
+                with conn, contextlib.suppress(OSError):
+                    conn.sendall(_line({"schema": SCHEMA, "error": "busy: too many clients "
+                                        "at once; ask again"}))
+                continue
+            threading.Thread(target=self._client, args=(conn,), name="jacknet-status-client",
+                             daemon=True).start()
+
+    def _client(self, conn: socket.socket) -> None:
+        try:
+            with conn, contextlib.suppress(OSError):
+                self._answer(conn)
+        finally:
+            self._clients.release()
+
+    def _status(self) -> dict:
+        try:
+            return {"schema": SCHEMA, **self.snapshot()}
+        except Exception as e:  # a bug here must not take the daemon down
+            log.exception("status snapshot failed")
+            return {"schema": SCHEMA, "error": f"internal error: {e}"}
+
+    def _subscribe(self, conn: socket.socket) -> None:
+        """Stream updates until the client hangs up or the server closes."""
+        rows = events = 0
+        while self._sock is not None:
+            update = self._status()
+            if self.history is not None:
+                h = self.history.since(rows, events)
+                rows, events = h["rows_made"], h["events_made"]
+                update["history"] = h
+            conn.sendall(_line(update))  # OSError once the client has gone
+            time.sleep(UPDATE_SECONDS)
 
     def _answer(self, conn: socket.socket) -> None:
         conn.settimeout(CLIENT_SECONDS)
@@ -112,16 +151,19 @@ class StatusServer:
                     break
                 request += chunk
         word = request.split(b"\n", 1)[0].strip().decode("ascii", "replace")
-        if word in ("", "status"):
-            try:
-                answer = {"schema": SCHEMA, **self.snapshot()}
-            except Exception as e:  # a bug here must not take the daemon down
-                log.exception("status snapshot failed")
-                answer = {"schema": SCHEMA, "error": f"internal error: {e}"}
-        else:
-            answer = {"schema": SCHEMA, "error": f"unknown request {word[:40]!r}; ask 'status'"}
         self.requests += 1
-        conn.sendall(json.dumps(answer, separators=(",", ":")).encode() + b"\n")
+        if word == "subscribe" and self.history is not None:
+            conn.settimeout(CLIENT_SECONDS * 5)  # a reader that stops reading is let go
+            self._subscribe(conn)
+            return
+        if word in ("", "status"):
+            answer = self._status()
+        elif word == "history" and self.history is not None:
+            answer = {"schema": SCHEMA, "history": self.history.since()}
+        else:
+            answer = {"schema": SCHEMA, "error": f"unknown request {word[:40]!r}; ask "
+                      "'status', 'history' or 'subscribe'"}
+        conn.sendall(_line(answer))
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
@@ -133,7 +175,29 @@ class StatusServer:
                 self.path.unlink()
 
 
-def query(path: Path, timeout: float = 2.0) -> dict:
+def _line(answer: dict) -> bytes:
+    return json.dumps(answer, separators=(",", ":")).encode() + b"\n"
+
+
+def subscribe(path: Path, timeout: float = 2.0):
+    """Updates from the daemon at ``path`` (dicts, `UPDATE_SECONDS` apart)
+    until it goes away; raises OSError if nothing answers there."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(b"subscribe\n")
+        pending = b""
+        while True:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield json.loads(line)
+
+
+def query(path: Path, timeout: float = 2.0, request: str = "status") -> dict:
     """Ask the daemon at ``path`` for its status.
 
     Raises
@@ -146,7 +210,7 @@ def query(path: Path, timeout: float = 2.0) -> dict:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
         sock.settimeout(timeout)
         sock.connect(str(path))
-        sock.sendall(b"status\n")
+        sock.sendall(request.encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(65536)
@@ -169,19 +233,43 @@ def _answers(path: Path) -> bool:
         return False
 
 
+def sockets(name: str | None = None, socket: str | None = None) -> list[Path]:
+    """The status sockets to ask: the one at ``socket``, daemon ``name``'s,
+    or every one in the runtime directory."""
+    if socket:
+        return [Path(socket)]
+    if name:
+        return [socket_path(name)]
+    return sorted(socket_dir().glob("*.sock"))
+
+
+def _none_found() -> str:
+    return (f"no daemon's socket in {socket_dir()} (is one running? is its [status] socket "
+            "elsewhere? then give --socket PATH)")
+
+
+def show_top(name: str | None = None, socket: str | None = None) -> int:
+    """``jacknet top``: the one daemon found (or named) in a terminal."""
+    from jacknet.monitor.top import run_top
+    paths = sockets(name, socket)
+    if len(paths) != 1:
+        found = ", ".join(p.stem for p in paths)
+        print(f"jacknet top: {_none_found() if not paths else 'several daemons: ' + found}"
+              f"{'; name one' if paths else ''}", file=sys.stderr)
+        return 2 if paths else 1
+    try:
+        return run_top(paths[0])
+    except KeyboardInterrupt:
+        return 0
+
+
 def show_status(name: str | None = None, as_json: bool = False, watch: bool = False,
                 socket: str | None = None) -> int:
     """``jacknet status``: ask the daemon ``name`` (or every one found, or
     the one at ``socket``) and print its answer; 1 if none answers."""
-    if socket:
-        paths = [Path(socket)]
-    elif name:
-        paths = [socket_path(name)]
-    else:
-        paths = sorted(socket_dir().glob("*.sock"))
+    paths = sockets(name, socket)
     if not paths:
-        print(f"jacknet status: no daemon's socket in {socket_dir()} (is one running? "
-              "is its [status] socket elsewhere?)", file=sys.stderr)
+        print(f"jacknet status: {_none_found()}", file=sys.stderr)
         return 1
     try:
         return _ask(paths, as_json, watch)
@@ -190,8 +278,6 @@ def show_status(name: str | None = None, as_json: bool = False, watch: bool = Fa
 
 
 def _ask(paths: list[Path], as_json: bool, watch: bool) -> int:
-    import time
-
     from jacknet.stats import format_line
 
     while True:
