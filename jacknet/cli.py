@@ -1,4 +1,4 @@
-"""Command line: ``jacknet send | recv | demo | status | top | keygen | config check``.
+"""Command line: ``jacknet send | recv | demo | probe | status | top | keygen | config check``.
 
 The flags come from the option schema (`jacknet.config`).  ``--config
 FILE`` reads a TOML file (`jacknet.configfile`) first; the flags given on
@@ -14,8 +14,8 @@ import sys
 from typing import NoReturn
 
 from jacknet import __version__
-from jacknet.config import (SERVER_FIELDS, DemoConfig, ReceiverConfig, RunConfig, SenderConfig,
-                            add_arguments, from_args, options)
+from jacknet.config import (SERVER_FIELDS, DemoConfig, ProbeConfig, ReceiverConfig, RunConfig,
+                            SenderConfig, add_arguments, from_args, options)
 from jacknet.configfile import build, load, read, render, role_of
 from jacknet.errors import ConfigError, JacknetError
 from jacknet.net.address import DEFAULT_PORT, parse_address
@@ -64,6 +64,9 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     st.add_argument("--watch", action="store_true", help="ask again every second until Ctrl-C")
     st.add_argument("--socket", metavar="PATH", help="ask the daemon at this socket")
     st.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    p = sub.add_parser("probe", help="measure a link's true latency with pulses: a histogram")
+    add_arguments(p, ProbeConfig, given_only=given_only)
 
     t = sub.add_parser("top", help="watch a running daemon's link in the terminal (q quits)")
     t.add_argument("name", metavar="NAME", nargs="?",
@@ -162,6 +165,23 @@ def _status(args: argparse.Namespace, argv: list[str]) -> int:
     return show_status(args.name, args.json, args.watch, args.socket)
 
 
+def _probe(args: argparse.Namespace, argv: list[str]) -> int:
+    from jacknet.daemon import stop_on_signals
+    from jacknet.monitor.probe import probe_here, probe_ports
+    c = from_args(ProbeConfig, args).validate()
+    stop = stop_on_signals()
+    if c.send is None:
+        print(f"probe: this machine's jacknet ({c.codec}, period {c.period}, margin "
+              f"{c.latency:g} ms) on a private dummy JACK server, {c.seconds:g} s", flush=True)
+        result = probe_here(c.codec, c.period, c.latency, c.seconds, stop)
+    else:
+        print(f"probe: pulses into {c.send}, back from {c.return_port}, {c.seconds:g} s",
+              flush=True)
+        result = probe_ports(c.server, c.send, c.return_port, c.seconds, stop)
+    print(result.table())
+    return 0 if result.frames else 1
+
+
 def _top(args: argparse.Namespace, argv: list[str]) -> int:
     from jacknet.service.status import show_top
     return show_top(args.name, args.socket)
@@ -198,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     from jacknet.service.logs import setup
     setup(args.verbose)
     commands = {"send": _send, "recv": _recv, "demo": _demo, "config": _config,
-                "status": _status, "top": _top, "keygen": _keygen}
+                "status": _status, "top": _top, "probe": _probe, "keygen": _keygen}
     try:
         return commands[args.command](args, argv)
     except ConfigError as e:

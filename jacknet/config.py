@@ -302,6 +302,34 @@ class DemoConfig:
     verbose: bool = opt(False, Flag(), "debug logging", "run", short="v")
 
 
+@dataclass
+class ProbeConfig:
+    """``jacknet probe``: the true latency of a link, pulse by pulse."""
+
+    send: str | None = opt(None, Text("PORT"), "the port to pulse into: a sender's input "
+                           "(jacknet-send:in_1); none: probe this machine's jacknet on a "
+                           "private dummy server", "probe")
+    return_port: str | None = opt(None, Text("PORT"), "the port the pulses come back on: a "
+                                  "receiver's output (jacknet-recv:out_1), or its loop back "
+                                  "from the far end", "probe", key="return")
+    server: str | None = _server()
+    seconds: float = opt(10.0, Seconds("N"), "pulses for N seconds, two a second (default 10)",
+                         "probe")
+    codec: str = opt("float32", Choice(["float32", "int16", "opus"]), "without --send: the "
+                     "codec of the link probed", "probe")
+    period: int = opt(128, Int(16, 4096), "without --send: the private server's period", "probe")
+    latency: float = opt(2.0, Latency(allow_auto=False), "without --send: the receiver's jitter "
+                         "margin in ms", "probe")
+    verbose: bool = opt(False, Flag(), "debug logging", "run", short="v")
+
+    def validate(self) -> "ProbeConfig":
+        check_fields(self)
+        if (self.send is None) != (self.return_port is None):
+            raise ConfigError("give --send and --return together (or neither: probe this "
+                              "machine's jacknet)")
+        return self
+
+
 def _check_multicast(transport: str, host: str) -> None:
     if transport == "tcp" and is_multicast(host):
         raise ConfigError("multicast needs --transport udp")

@@ -92,3 +92,10 @@ def test_keygen_writes_a_key_that_a_loose_mode_makes_unusable(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"may be read by others (mode 0640): chmod 600 {key}" in r.stderr
     assert key.read_text().strip() not in r.stderr + r.stdout
+
+
+def test_probe_wants_both_ports_or_neither():
+    out = subprocess.run([sys.executable, "-m", "jacknet", "probe", "--send", "a:in_1"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "give --send and --return together" in out.stderr

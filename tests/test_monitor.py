@@ -18,8 +18,12 @@ import pytest
 from conftest import wait_for
 from relay import UdpRelay
 from jacknet.monitor.levels import FLOOR_DBFS
+from jacknet.rt.binding import JackClient
+from jacknet.rt.engines import Capture
 from jacknet.service.status import query, subscribe
+from jacknet.testing.jackserver import PrivateServer
 from jacknet.testing.scene import Scene
+from jacknet.testing.verify import SignalChecker
 
 pytestmark = pytest.mark.jack
 
@@ -44,7 +48,8 @@ SIGNAL = [-6.0, -6.0, FLOOR_DBFS, FLOOR_DBFS]   # the known signal on channels 1
 
 def playing(scene) -> bool:
     """The receiver plays the signal again (after an earlier test's outage)."""
-    return wait_for(lambda: query(scene.recv_socket)["meters"]["peak_dbfs"] == SIGNAL, 5)
+    return wait_for(lambda: (query(scene.recv_socket)["meters"] or {}).get("peak_dbfs") == SIGNAL,
+                    5)
 
 
 def test_an_outage_is_counted_marked_and_logged_once(scene):
@@ -118,6 +123,41 @@ def test_metrics_are_prometheus_text_with_every_counter(scene):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(post, timeout=5)
     assert refused.value.code == 501   # read-only: GET and HEAD only
+
+
+def test_probe_measures_a_live_link_pair_pulse_by_pulse(scene):
+    """On a silent channel of the running link: a pulse into the sender's
+    input comes back on the receiver's output, at the delay the known
+    signal on channel 1 has (found by content, not by pulses) meanwhile."""
+    assert playing(scene)
+    rec = JackClient("probe-check", scene.server.name)
+    try:
+        rec.register("in", 1, "in")
+        recorded = Capture(1, capacity=1 << 17)
+        rec.run(recorded)
+        assert rec.connect_own("in_1", "scene-recv:out_1")
+        checker = SignalChecker(recorded, 0.0, 128, 48000)
+        before = query(scene.recv_socket)["stats"]
+        probe = subprocess.Popen([sys.executable, "-m", "jacknet", "probe", "--server",
+                                  scene.server.name, "--send", "scene-send:in_3", "--return",
+                                  "scene-recv:out_3", "--seconds", "3"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        while probe.poll() is None:
+            time.sleep(0.05)
+            checker.poll()
+        out, err = probe.communicate()
+        checker.poll()
+        after = query(scene.recv_socket)["stats"]
+    finally:
+        rec.close()
+    assert probe.returncode == 0, (out, err, checker.summary())
+    m = re.search(r"probe: (\d+) of (\d+) pulses back, latency min (\d+) / median (\d+) / "
+                  r"max (\d+) frames", out)
+    assert m, out
+    back, sent, lo, median, hi = map(int, m.groups())
+    assert sent >= 5 and (back == sent or after["xruns"] > before["xruns"]), out
+    delays = {seg.delay for seg in checker.segments if seg.delay is not None}
+    assert {lo, median, hi} <= delays, (out, checker.summary(), delays)
 
 
 @pytest.mark.skipif(not shutil.which("tmux"), reason="scripts/test installs tmux")
@@ -196,3 +236,4 @@ def test_the_status_page_in_a_real_browser_shows_meters_that_move_with_the_signa
     chromium(scene.http_url, tmp_path / "profile", f"--screenshot={shot}",
              "--window-size=1100,820")
     assert shot.exists() and shot.stat().st_size > 10_000
+

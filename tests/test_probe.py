@@ -1,0 +1,39 @@
+"""jacknet probe against a client of known delay (jackd2's example
+jack_latent_client); on a live link pair it is tested in test_monitor."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import wait_for
+from jacknet.testing.jackserver import PrivateServer
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.mark.skipif(not shutil.which("jack_latent_client"), reason="jackd2's example clients")
+def test_probe_measures_a_known_delay_exactly():
+    """jackd2's jack_latent_client delays its input by the frames it is
+    given."""
+    with PrivateServer("jacknet-test-probe", 48000, 128, sync=False) as server:
+        delay = subprocess.Popen(["jack_latent_client", "1000"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL,
+                                 env={**os.environ, "JACK_DEFAULT_SERVER": server.name})
+        try:
+            assert wait_for(lambda: "latent:output" in subprocess.run(
+                ["jack_lsp", "-s", server.name], capture_output=True, text=True).stdout, 10)
+            out = subprocess.run([sys.executable, "-m", "jacknet", "probe", "--server",
+                                  server.name, "--send", "latent:input", "--return",
+                                  "latent:output", "--seconds", "2.5"], capture_output=True,
+                                 text=True, timeout=30)
+        finally:
+            delay.terminate()
+            delay.wait(10)
+    m = re.search(r"probe: (\d+) of (\d+) pulses back, latency min 1000 / median 1000 / max 1000 "
+                  r"frames = 20.83 / 20.83 / 20.83 ms", out.stdout)
+    assert m and m.group(1) == m.group(2) and int(m.group(2)) >= 4, (out.stdout, out.stderr)
