@@ -87,12 +87,13 @@ class Screen:
         meters = s.get("meters")
         spark_rows = self._sparks(s.get("role"), width)
         counters = _counters(s.get("role"), stats)
-        n_events = 3
-        room = height - len(out) - 1 - len(spark_rows) - len(counters) - 1 - n_events - 1
+        least_events = 3
+        room = height - len(out) - 1 - len(spark_rows) - len(counters) - 1 - least_events - 1
         out += self._meter_lines(meters, width, max(1, room), now)
         out += spark_rows
         out += counters
         out.append("events:" + ("" if self.events else " none yet"))
+        n_events = max(least_events, height - 1 - len(out))  # the newest, as many as fit
         for e in list(self.events)[-n_events:][::-1]:
             out.append(f"  {time.strftime('%H:%M:%S', time.localtime(e['t']))} {e['kind']}"
                        + (f": {e['detail']}" if e["detail"] else ""))
