@@ -57,22 +57,16 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="a whole link on a private dummy JACK server, with a test signal")
     add_arguments(d, DemoConfig, given_only=given_only)
 
-    st = sub.add_parser("status", help="ask running daemons how they are (their status sockets)")
-    st.add_argument("name", metavar="NAME", nargs="?",
-                    help="the daemon's JACK client name (default: every daemon found)")
+    st = _daemon_parser(sub, "status", "ask running daemons how they are (their status sockets)",
+                        "every daemon found")
     st.add_argument("--json", action="store_true", help="the whole answer, one JSON line each")
     st.add_argument("--watch", action="store_true", help="ask again every second until Ctrl-C")
-    st.add_argument("--socket", metavar="PATH", help="ask the daemon at this socket")
-    st.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     p = sub.add_parser("probe", help="measure a link's true latency with pulses: a histogram")
     add_arguments(p, ProbeConfig, given_only=given_only)
 
-    t = sub.add_parser("top", help="watch a running daemon's link in the terminal (q quits)")
-    t.add_argument("name", metavar="NAME", nargs="?",
-                   help="the daemon's JACK client name (default: the one daemon running)")
-    t.add_argument("--socket", metavar="PATH", help="watch the daemon at this status socket")
-    t.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _daemon_parser(sub, "top", "watch a running daemon's link in the terminal (q quits)",
+                   "the one daemon running")
 
     k = sub.add_parser("keygen", help="write a new pre-shared key for --security psk")
     k.add_argument("file", metavar="FILE", help="where to write it (owner-only; never "
@@ -83,6 +77,16 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     c.add_argument("action", choices=["check"])
     c.add_argument("file", metavar="FILE")
     c.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def _daemon_parser(sub, command: str, help: str, default: str) -> argparse.ArgumentParser:
+    """A command that asks running daemons on their status sockets."""
+    parser = sub.add_parser(command, help=help)
+    parser.add_argument("name", metavar="NAME", nargs="?",
+                        help=f"the daemon's JACK client name (default: {default})")
+    parser.add_argument("--socket", metavar="PATH", help="ask the daemon at this status socket")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 

@@ -206,17 +206,18 @@ class Supervisor:
                 self.history.event("sender" if self.side == "recv" else "peer",
                                    f"{self._peer} -> {peer}", now)
             self._peer = peer
-        for e in self.history.observe(self._stats(), now):
+        stats = as_dict(self._stats(node))
+        for e in self.history.observe(stats, now):
             if e.kind == "outage-end":
                 self._said_outage("outage", "outage: %s from %s (%d in the last minute)",
-                                  e.detail, peer, node.stats().outages_last_minute)
+                                  e.detail, peer, stats["outages_last_minute"])
 
-    def _stats(self):
-        """The node's stats snapshot as a dict, with what the Supervisor counts."""
-        stats = self.node.stats()
+    def _stats(self, node: Node):
+        """``node``'s stats snapshot, with what the Supervisor counts."""
+        stats = node.stats()
         if self.reconnects:
             stats = dataclasses.replace(stats, reconnects=self.reconnects)
-        return as_dict(stats)
+        return stats
 
     def _feed_watchdog(self, waiting: bool = False) -> None:
         """WATCHDOG=1 when due, if the node is making progress: its process
@@ -267,9 +268,7 @@ class Supervisor:
         out["connections"] = {"wanted": config.connect, "made": made}
         if self.memory is not None:
             out["connections"]["remembered"] = [list(pair) for pair in sorted(self.memory.pairs)]
-        stats = node.stats()
-        if self.reconnects:
-            stats = dataclasses.replace(stats, reconnects=self.reconnects)
+        stats = self._stats(node)
         out["stats"] = as_dict(stats)
         out["jack_transport"] = _jack_transport(self.side, config, stats)
         out["meters"] = _meters(node)
@@ -298,10 +297,7 @@ class Supervisor:
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick += self.interval * (int((now - next_tick) / self.interval) + 1)
-                    stats = self.node.stats()
-                    if self.reconnects:
-                        stats = dataclasses.replace(stats, reconnects=self.reconnects)
-                    self.on_tick(stats)
+                    self.on_tick(self._stats(self.node))
                 why = self._trouble()
                 if why is not None and not self._rebuild(why, stop):
                     break

@@ -132,24 +132,29 @@ def test_a_44k1_sender_at_256_plays_at_1khz_on_a_48k_receiver_at_128():
 def test_a_sender_clock_1000_ppm_fast_plays_at_1khz_for_a_minute():
     # The sending server runs at 48048 Hz and its sender stamps 48000: a
     # crystal 1000 ppm fast (see side.py for why not the dummy driver's -w).
-    with PrivateServer("jacknet-test-fast", 48048, 128, sync=False, realtime=True) as a, \
-            PrivateServer("jacknet-test-true", 48000, 128, sync=False, realtime=True) as b:
-        freq, snrs, stats = link_two_servers(a, b, 60, drift=True,
-                                             side_args=("--nominal-rate", "48000"),
-                                             stamped_rate=48000)
-    # Uncorrected, the tone would play at 999 Hz and the buffer would
-    # overflow by 48 frames a second.  The two dummy timers add their own
-    # wander (CI: the stamps ran 573 ppm fast, not 1000), which the two
-    # clocks measured show: the drift reported must be what they show, and
-    # the tone play at 1 kHz of the sending server's true time.
-    tolerance = drift_tolerance(stats, 128, 60, 48000)
-    assert abs(stats["drift_ppm"] - stats["true_ppm"]) * 1e-6 < tolerance, stats
-    assert abs(freq / TONE - (1 + stats["true_ppm"] * 1e-6) * 48000 / 48048) < tolerance, \
-        (freq, stats)
-    assert_no_gap(snrs, stats)
-    assert stats["overruns"] == 0 and stats["relocks"] == 0, stats
-    # A missed cycle moves the read or the write position: a jump, not drift.
-    assert stats["loop_jumps"] <= stats["xruns"] + stats["sender_xruns"], stats
+    def run():
+        with PrivateServer("jacknet-test-fast", 48048, 128, sync=False, realtime=True) as a, \
+                PrivateServer("jacknet-test-true", 48000, 128, sync=False, realtime=True) as b:
+            return link_two_servers(a, b, 60, drift=True, side_args=("--nominal-rate", "48000"),
+                                    stamped_rate=48000)
+
+    def check(freq, snrs, stats):
+        # Uncorrected, the tone would play at 999 Hz and the buffer would
+        # overflow by 48 frames a second.  The two dummy timers add their own
+        # wander (CI: the stamps ran 573 ppm fast, not 1000), which the two
+        # clocks measured show: the drift reported must be what they show, and
+        # the tone play at 1 kHz of the sending server's true time.  (A fresh
+        # clone's run: 8 xruns in the minute put the tone 424 ppm off, against 406.)
+        tolerance = drift_tolerance(stats, 128, 60, 48000)
+        assert abs(stats["drift_ppm"] - stats["true_ppm"]) * 1e-6 < tolerance, stats
+        assert abs(freq / TONE - (1 + stats["true_ppm"] * 1e-6) * 48000 / 48048) < tolerance, \
+            (freq, stats)
+        assert_no_gap(snrs, stats)
+        assert stats["overruns"] == 0 and stats["relocks"] == 0, stats
+        # A missed cycle moves the read or the write position: a jump, not drift.
+        assert stats["loop_jumps"] <= stats["xruns"] + stats["sender_xruns"], stats
+
+    judged_without_xruns(run, check)
 
 
 def test_opus_from_a_44k1_server_is_converted_around_the_codec():

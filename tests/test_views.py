@@ -87,3 +87,20 @@ def test_the_http_setting(setting, address):
 def test_a_bad_http_setting_says_what_is_allowed():
     with pytest.raises(ConfigError, match="allowed: off, on, HOST"):
         http_address("localhost:port")
+
+
+def test_top_shows_a_sender_its_own_figures():
+    from jacknet.stats import SenderStats
+    h = History("send")
+    for k in range(10):
+        h.observe(as_dict(SenderStats(packets=375 * k, kbit_s=3072.0)), T0 + k)
+    screen = Screen(unicode=True)
+    screen.update({"name": "studio", "role": "send", "state": "running",
+                   "summary": "running: JACK server 'default', sending to 10.0.0.3:4477",
+                   "stats": as_dict(SenderStats(packets=3375, kbit_s=3072.0, xruns=1)),
+                   "meters": {"seconds": 0.1, "peak_dbfs": [-12.0], "rms_dbfs": [-18.0],
+                              "clips": [0]},
+                   "history": h.since()}, 0.0)
+    text = "\n".join(screen.lines(80, 24, 0.0))
+    assert "kbit_s=3072.00  packets=3375  xruns=1" in text
+    assert "kbit/s" in text and "dropped /s" in text and "latency" not in text
