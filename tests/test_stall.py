@@ -6,6 +6,7 @@ connections another client had made to it, and have audio flowing again;
 and ordinary start/connect/stop cycles must never look stalled."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -111,3 +112,16 @@ def test_fifty_start_connect_stop_cycles_never_stall():
             assert stalled == []
         finally:
             sig.close()
+
+
+def test_a_private_server_never_writes_its_messages_into_a_pipe_nobody_empties():
+    """jackd writes an xrun message from its driver thread; into a pipe no
+    one reads, the 64 KiB of them a busy run makes fill it, that write
+    blocks, and every cycle of every client with it (a whole test suite's
+    server froze so, its clients' jack_deactivate waiting for ever).  The
+    messages go to a file, still there to say why a server failed
+    (`JackServer.messages`)."""
+    with PrivateServer("jacknet-test-messages", 48000, 128, sync=False) as server:
+        target = os.readlink(f"/proc/{server.process.pid}/fd/2")
+        assert not target.startswith("pipe:"), target
+        assert all(isinstance(line, str) for line in server.messages())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import jack
@@ -44,6 +45,10 @@ class JackServer:
     capture_output : bool
         Keep jackd's messages to report why it failed to start (short-lived
         servers: the demo, tests); else they go to our stderr (the journal).
+        They are kept in a file, never a pipe: jackd writes an xrun message
+        from its driver thread, and once a pipe nobody empties is full that
+        write blocks, and with it every cycle of every client on the server
+        (seen: a test suite's server froze after its 64 KiB of xrun lines).
     """
 
     def __init__(self, name: str | None, driver: str = "dummy", device: str | None = None,
@@ -53,6 +58,7 @@ class JackServer:
         self.rate, self.period, self.nperiods = rate, period, nperiods
         self.realtime, self.sync, self.capture_output = realtime, sync, capture_output
         self.process: subprocess.Popen | None = None
+        self._messages = None  # the file jackd's stderr goes to, with capture_output
 
     def command(self) -> list[str]:
         jackd = shutil.which("jackd")
@@ -84,17 +90,17 @@ class JackServer:
         if self.running:
             return self
         self.stop()  # one that exited since is reaped first
-        out = subprocess.PIPE if self.capture_output else None
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=out,
-                                        stdin=subprocess.DEVNULL)
+        if self.capture_output:
+            self._messages = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                        stderr=self._messages, stdin=subprocess.DEVNULL)
         _quiet_libjack()
         label = f"jackd -n {self.name}" if self.name else "jackd"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 code = self.process.returncode
-                err = (self.process.stderr.read().decode(errors="replace").strip().splitlines()
-                       if self.capture_output else [])
+                err = self.messages()
                 self.stop()
                 raise JacknetError(f"{label} exited at start (code {code}): "
                                    f"{err[-1] if err else 'see its messages above'}")
@@ -119,9 +125,17 @@ class JackServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()  # last resort; the slot is reclaimed on the next start
                 self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        if self._messages is not None:
+            self._messages.close()
+            self._messages = None
         self.process = None
+
+    def messages(self) -> list[str]:
+        """What jackd has said so far (with ``capture_output``; else nothing)."""
+        if self._messages is None:
+            return []
+        self._messages.seek(0)
+        return self._messages.read().decode(errors="replace").strip().splitlines()
 
     def __enter__(self) -> "JackServer":
         return self.start()
