@@ -101,7 +101,8 @@ def test_the_subscription_streams_history_and_meters_that_move_with_the_signal(s
 
 def test_metrics_are_prometheus_text_with_every_counter(scene):
     def scrape() -> dict:
-        text = urllib.request.urlopen(scene.http_url + "metrics", timeout=5).read().decode()
+        with urllib.request.urlopen(scene.http_url + "metrics", timeout=5) as answer:
+            text = answer.read().decode()
         samples = {}
         for line in text.splitlines():
             if line.startswith("#"):
@@ -122,6 +123,7 @@ def test_metrics_are_prometheus_text_with_every_counter(scene):
     post = urllib.request.Request(scene.http_url + "metrics", data=b"x", method="POST")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(post, timeout=5)
+    refused.value.close()
     assert refused.value.code == 501   # read-only: GET and HEAD only
 
 

@@ -125,3 +125,65 @@ def test_a_private_server_never_writes_its_messages_into_a_pipe_nobody_empties()
         target = os.readlink(f"/proc/{server.process.pid}/fd/2")
         assert not target.startswith("pipe:"), target
         assert all(isinstance(line, str) for line in server.messages())
+
+
+@pytest.mark.skipif(not __import__("shutil").which("stdbuf"), reason="coreutils' stdbuf")
+def test_a_sender_whose_output_nobody_reads_never_holds_up_jack(tmp_path):
+    """Issue 11's recipe: `jacknet send` launched through ``stdbuf -oL -eL``
+    on a realtime dummy server, its inputs connected the moment they exist;
+    here its stdout and stderr go into pipes nobody reads, filled within a
+    second by a stats line every 10 ms.  Its printing threads block; JACK's
+    must not: the server's cycles and the sender's own run on."""
+    import subprocess
+    import sys
+    with PrivateServer("jacknet-test-unread", 48000, 128, sync=False, realtime=True) as server:
+        sig = JackClient("unread-sig", server.name)
+        try:
+            sig.register("out", 2, "out")
+            sig.run(Generator(2, "noise"))
+            held = []
+            for launch in range(4):
+                proc = subprocess.Popen(
+                    ["stdbuf", "-oL", "-eL", sys.executable, "-m", "jacknet", "send",
+                     "127.0.0.1:9", "--server", server.name, "--name", "unread-send",
+                     "--stats-interval", "0.01", "--socket", str(tmp_path / "s.sock"), "-v"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                try:
+                    assert wait_for(lambda: _connected(sig), 10)
+                    # The stdout pipe fills (64 KiB; a write of a line waits once
+                    # less than 4 KiB, PIPE_BUF, is free): the sender's printing blocks.
+                    assert wait_for(lambda: _pending(proc.stdout) > 65536 - 4096, 10)
+                    time.sleep(0.2)
+                    before = sig.cycles, _cycles(tmp_path / "s.sock")
+                    time.sleep(1.0)
+                    after = sig.cycles, _cycles(tmp_path / "s.sock")
+                    # 375 cycles a second: both clients ran nearly all of them.
+                    if after[0] - before[0] < 300 or after[1] - before[1] < 300:
+                        held.append((launch, before, after))
+                finally:
+                    proc.kill()
+                    proc.wait()
+            assert held == []
+        finally:
+            sig.close()
+
+
+def _pending(pipe) -> int:
+    """Bytes waiting in ``pipe`` for a reader."""
+    import fcntl
+    import termios
+    return int.from_bytes(fcntl.ioctl(pipe, termios.FIONREAD, b"\0" * 4), "little")
+
+
+def _cycles(sock) -> int:
+    from jacknet.service.status import query
+    return query(sock)["stats"]["cycles"]
+
+
+def _connected(sig: JackClient) -> bool:
+    try:
+        for ch in (1, 2):
+            sig.connect_ports(f"unread-sig:out_{ch}", f"unread-send:in_{ch}")
+        return True
+    except Exception:
+        return False
