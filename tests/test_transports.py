@@ -70,9 +70,12 @@ def test_tcp_survives_a_cut_and_a_refusing_peer(jack_servers, links, security):
     assert seg.delay is not None
     if seg.clean_tail < (seconds - resumed["at"] - 2.0) * RATE:
         # Only where this process (sender, receiver and relay share its GIL)
-        # was held up, as a TCP sender's queue then drops: a fresh window
-        # must be exact.
-        assert hold >= HOLD_LIMIT, (link.checker.summary(), stats, link.sender.stats(), hold)
+        # was held up, as a TCP sender's queue then drops, or where the
+        # JACK server missed cycles: a fresh window must be exact.
+        xruns = link.stats_since_start()["xruns"]
+        counters = {k: stats[k] for k in ("late", "lost", "underruns", "relocks", "xruns")}
+        assert hold >= HOLD_LIMIT or xruns, (link.checker.summary(), counters,
+                                             link.sender.stats().queue_dropped, hold)
         judge_links(links, 3, lambda: assert_exact_tail(link, 2.5))
 
 
