@@ -217,19 +217,37 @@ def page_meters(dom: str) -> dict[int, float]:
             re.findall(r'id="meter-(\d+)"[^>]*data-peak-dbfs="(-?[\d.]+)"', dom)}
 
 
+DISTURBANCES = ("underruns", "relocks", "late", "xruns")
+
+
+def page_while_undisturbed(scene, tmp_path: Path, peaks: list[float]) -> str:
+    """Load the page until it shows ``peaks`` (dBFS per channel); a load
+    during which the receiver counted a disturbance (the browser starting
+    beside it on this 2-core machine) is tried again, up to three times.
+    Returns the page as its script left it."""
+    for _ in range(3):
+        assert wait_for(lambda: query(scene.recv_socket)["meters"]["peak_dbfs"] == peaks, 5)
+        before = query(scene.recv_socket)["stats"]
+        dom = chromium(scene.http_url, tmp_path / "profile", "--dump-dom")
+        after = query(scene.recv_socket)["stats"]
+        shown = page_meters(dom)
+        if shown == dict(enumerate(peaks, 1)):
+            return dom
+        if all(after[k] == before[k] for k in DISTURBANCES):
+            break   # an undisturbed link, and the page shows something else
+    raise AssertionError((shown, peaks, dom[:2000]))
+
+
 @pytest.mark.skipif(not CHROMIUM, reason="scripts/test installs chromium")
 def test_the_status_page_in_a_real_browser_shows_meters_that_move_with_the_signal(scene,
                                                                                   tmp_path):
-    assert playing(scene)
-    dom = chromium(scene.http_url, tmp_path / "profile", "--dump-dom")
-    assert page_meters(dom) == {1: -6.0, 2: -6.0, 3: FLOOR_DBFS, 4: FLOOR_DBFS}, dom[:2000]
+    dom = page_while_undisturbed(scene, tmp_path, SIGNAL)
     assert "scene-recv [recv]" in dom and 'id="stat-packets"' in dom
     scene.signal.set_mode("silence")
     try:
         assert wait_for(lambda: query(scene.recv_socket)["meters"]["peak_dbfs"][0] == FLOOR_DBFS,
                         5)
-        dom = chromium(scene.http_url, tmp_path / "profile", "--dump-dom")
-        assert page_meters(dom) == {ch: FLOOR_DBFS for ch in (1, 2, 3, 4)}, dom[:2000]
+        page_while_undisturbed(scene, tmp_path, [FLOOR_DBFS] * 4)
     finally:
         scene.signal.set_mode("noise")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
