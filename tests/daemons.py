@@ -19,12 +19,6 @@ from jacknet.testing.verify import SignalChecker
 RATE, PERIOD = 48000, 256
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def daemon(directory: Path, role: str, body: str, env: dict | None = None,
            wait_for_jack: bool = True) -> subprocess.Popen:
     """``jacknet ROLE --config FILE`` with ``body`` as the file (no status

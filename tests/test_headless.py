@@ -17,7 +17,8 @@ import jack
 import pytest
 
 from conftest import wait_for
-from daemons import PERIOD, RATE, Ends, daemon, free_port
+from daemons import PERIOD, RATE, Ends, daemon
+from jacknet.testing.scene import free_port
 from jacknet.testing.jackserver import PrivateServer
 
 pytestmark = pytest.mark.jack  # each test runs a private jackd

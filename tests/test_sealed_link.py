@@ -18,7 +18,8 @@ import pytest
 
 from conftest import (HOLD_LIMIT, RATE, Link, judge_links, run_links, sealed_options,
                       wait_for)
-from daemons import PERIOD, Ends, FakeSystemd, daemon, free_port
+from daemons import PERIOD, Ends, FakeSystemd, daemon
+from jacknet.testing.scene import free_port
 from forge import PacketForger
 from jacknet.codecs import make_encoder
 from jacknet.packetizer import Packetizer

@@ -31,7 +31,7 @@ from jacknet.sync.follow import LEAD_CYCLES
 from jacknet.stats import as_dict
 from jacknet.testing.jackserver import PrivateServer
 from conftest import HoldMeter
-from daemons import free_port
+from jacknet.testing.scene import free_port
 from relay import UdpRelay
 from transport_side import BPM
 

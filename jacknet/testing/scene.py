@@ -18,7 +18,8 @@ from jacknet.testing.jackserver import PrivateServer
 from jacknet.testing.signals import Generator
 
 
-def _free_port(kind: int) -> int:
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port on 127.0.0.1 that nothing holds now."""
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -53,7 +54,7 @@ class Scene:
         self.channels, self.signal_channels = channels, signal_channels
         self.recv_socket = self.directory / "recv.sock"
         self.send_socket = self.directory / "send.sock"
-        self.http_port = _free_port(socket.SOCK_STREAM) if http else None
+        self.http_port = free_port(socket.SOCK_STREAM) if http else None
         self.via = via
         self.procs: list[subprocess.Popen] = []
         self.signal: Generator | None = None
@@ -70,7 +71,7 @@ class Scene:
             self._client.register("out", self.signal_channels, "out")
             self.signal = Generator(self.signal_channels, "noise")
             self._client.run(self.signal)
-            port = _free_port(socket.SOCK_DGRAM)
+            port = free_port(socket.SOCK_DGRAM)
             http = f'http = "127.0.0.1:{self.http_port}"\n' if self.http_port else ""
             self._daemon("recv", port, "", f'socket = "{self.recv_socket}"\n{http}')
             if self.via is not None:
