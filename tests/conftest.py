@@ -11,6 +11,7 @@ from typing import Callable
 import pytest
 
 from jacknet.rt.binding import JackClient
+from jacknet.testing.awake import KeptAwake
 from jacknet.testing.jackserver import PrivateServer
 from jacknet.rt.engines import Capture
 from jacknet.testing.signals import Generator
@@ -34,6 +35,14 @@ def pytest_collection_modifyitems(items) -> None:
         uses = {"jack_servers", "links"} & set(getattr(item, "fixturenames", ()))
         if uses and item.get_closest_marker("jack") is None:
             raise pytest.UsageError(f"{item.nodeid} uses {sorted(uses)} but is not marked jack")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpus_kept_awake():
+    """In a VM, idle CPUs halt and wake late: JACK's cycles with them
+    (`jacknet.testing.awake`)."""
+    with KeptAwake():
+        yield
 
 
 @pytest.fixture(scope="session")
