@@ -20,7 +20,9 @@ pytestmark = pytest.mark.jack
 def test_probe_measures_a_known_delay_exactly():
     """jackd2's jack_latent_client delays its input by the frames it is
     given."""
-    with PrivateServer("jacknet-test-probe", 48000, 128, sync=False) as server:
+    # Synchronous: an asynchronous server plays a client that was late a
+    # cycle later (a fresh clone's run: pulses back after 1000 and 1128).
+    with PrivateServer("jacknet-test-probe", 48000, 128, sync=True, realtime=True) as server:
         delay = subprocess.Popen(["jack_latent_client", "1000"], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL,
                                  env={**os.environ, "JACK_DEFAULT_SERVER": server.name})

@@ -61,8 +61,11 @@ def test_an_outage_fades_to_silence_and_the_link_is_exact_again_soon_after(jack_
             relay.impair(loss=1.0)
             marks["out"] = tap.frame_time
         if "back" not in marks and t >= 13:
-            relay.impair()
+            # Marked before the path clears (and the cut after it is made):
+            # marked after, a hold-up of this process between the two left
+            # audio that had come back inside the silence (a fresh clone's run).
             marks["back"] = tap.frame_time
+            relay.impair()
         tap.poll()
 
     run_links(links, 17, during=phases)
