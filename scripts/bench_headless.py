@@ -35,9 +35,10 @@ from pathlib import Path
 import jack
 
 from jacknet.testing.jackserver import PrivateServer
+from jacknet.testing.scene import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from daemons import PERIOD, RATE, Ends, FakeSystemd, daemon, free_port  # noqa: E402
+from daemons import PERIOD, RATE, Ends, FakeSystemd, daemon  # noqa: E402
 from relay import UdpRelay  # noqa: E402
 
 SERVER = "jacknet-bench-headless"
