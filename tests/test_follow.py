@@ -13,7 +13,10 @@ import pytest
 from jacknet.rt._rt import ffi, lib
 from jacknet.rt.engines import Playout
 from jacknet.sync.follow import ROLL, Follower
+from jacknet.net.protocol import PositionBlock
 from jacknet.sync.heard import Heard
+
+POSITION_BBT = 16  # rt.h's JN_POSITION_BBT (JackPositionBBT)
 
 PERIOD = 128
 RATE = 48000
@@ -195,3 +198,28 @@ def test_a_roll_that_cannot_come_holds_the_transport_only_a_few_cycles():
         held += not lib.jn_follow_sync(3, pos, sim.playout.state)
         sim.now += PERIOD
     assert 0 < held <= lib.JN_FOLLOW_HOLD_CYCLES + 5
+
+
+def test_the_timebase_carries_on_from_the_last_whole_reference_while_one_is_written():
+    """The network thread's write of a new BBT reference can be switched out
+    mid-way; meanwhile each cycle's BBT is still this cycle's frame's (a
+    fresh clone's run saw BBT a period behind the frame when the callback left JACK's
+    last one in place)."""
+    playout = Playout(1, 1 << 16, RATE)
+    # 120 bpm at 48 kHz: a beat is 24000 frames; bar 2, beat 1 at frame 96000.
+    playout.set_bbt(PositionBlock(RATE, 0, True, 1, 1, 0, 4.0, 4.0, 1920.0, 120.0), 0, RATE)
+    pos = ffi.new("jn_position *")
+    pos.frame_rate = RATE
+
+    def bbt_at(frame: int) -> tuple[int, int, int]:
+        pos.frame, pos.valid = frame, 0
+        lib.jn_follow_timebase(1, 128, pos, 0, playout.state)
+        return (pos.bar, pos.beat, pos.tick) if pos.valid & POSITION_BBT else None
+
+    assert bbt_at(96000) == (2, 1, 0)
+    follow = playout.state.follow
+    follow.bbt_seq += 1           # a writer is half-way through
+    follow.bbt.beats_per_minute = 60.0
+    assert bbt_at(96000 + 12000) == (2, 1, 960)   # at 120 bpm still, for this frame
+    follow.bbt_seq += 1           # done: the new tempo from here
+    assert bbt_at(12000) == (1, 1, 480)

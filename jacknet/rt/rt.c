@@ -621,13 +621,24 @@ void jn_follow_timebase(int32_t state, uint32_t nframes, jn_position *pos, int32
     (void)state;
     (void)nframes;
     (void)new_pos;
+    /* While the network thread writes a new reference (its Python can be
+     * switched out mid-way, for milliseconds), the last one read whole
+     * carries on: returning without a BBT would leave JACK's from the
+     * last cycle beside this cycle's frame, a period behind it. */
     uint32_t s1 = LOAD(&f->bbt_seq);
-    if (s1 & 1)
-        return;   /* being written: JACK keeps last cycle's BBT */
-    jn_bbt ref = f->bbt;
-    uint32_t ref_frame = f->bbt_frame, rate = f->bbt_rate;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (LOAD(&f->bbt_seq) != s1)
+    if (!(s1 & 1)) {
+        jn_bbt ref = f->bbt;
+        uint32_t ref_frame = f->bbt_frame, rate = f->bbt_rate;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (LOAD(&f->bbt_seq) == s1) {
+            f->bbt_kept = ref;
+            f->bbt_kept_frame = ref_frame;
+            f->bbt_kept_rate = rate;
+            f->bbt_kept_valid = 1;
+        }
+    }
+    if (!f->bbt_kept_valid)
         return;
-    jn_bbt_at(&ref, ref_frame, rate ? rate : pos->frame_rate, pos->frame, pos);
+    jn_bbt_at(&f->bbt_kept, f->bbt_kept_frame,
+              f->bbt_kept_rate ? f->bbt_kept_rate : pos->frame_rate, pos->frame, pos);
 }

@@ -152,6 +152,10 @@ typedef struct {
     jn_bbt bbt;                   /* the musical position at bbt_frame */
     uint32_t bbt_frame;
     uint32_t bbt_rate;
+    jn_bbt bbt_kept;              /* RT thread only: the last copy read whole */
+    uint32_t bbt_kept_frame;
+    uint32_t bbt_kept_rate;
+    int32_t bbt_kept_valid;
 } jn_follow;
 
 typedef struct {
