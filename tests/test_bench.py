@@ -48,3 +48,13 @@ def test_bench_callback_prints_a_row_per_channel_count_and_the_follow_cost():
     assert r.returncode == 0, r.stderr
     assert sum(line.startswith("| ") for line in r.stdout.splitlines()) == 1 + 4, r.stdout
     assert "jn_follow_cycle" in r.stdout and "jack_transport_query" in r.stdout
+
+
+def test_profile_packet_prints_both_sides_for_each_codec():
+    r = subprocess.run([sys.executable, str(SCRIPTS / "profile_packet.py"), "--packets", "100",
+                        "--rounds", "1", "--only", "float32/2", "opus/2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| float32 | 2 ")
+            or line.startswith("| opus | 2 ")]
+    assert len(rows) == 4, r.stdout  # a receiver and a sender row each
