@@ -4,6 +4,7 @@ through a relay) -> receiver -> recorder, checked by a SignalChecker."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from typing import Callable
@@ -152,9 +153,18 @@ class HoldMeter:
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.gc_worst = 0.0   # the longest collection meanwhile, a cause of hold-ups
+        self._gc_start = 0.0
+        gc.callbacks.append(self._gc)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hold-meter", daemon=True)
         self._thread.start()
+
+    def _gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc_worst = max(self.gc_worst, time.perf_counter() - self._gc_start)
 
     def _run(self) -> None:
         last = time.monotonic()
@@ -167,6 +177,7 @@ class HoldMeter:
         """Stop; the worst hold-up seen, in seconds."""
         self._stop.set()
         self._thread.join()
+        gc.callbacks.remove(self._gc)
         return self.worst
 
 
@@ -186,7 +197,10 @@ def run_links(links: list[Link], seconds: float, during=None, warmup: float = WA
             during(elapsed)
         for link in links:
             link.checker.poll()
-    return meter.close()
+    hold = meter.close()
+    print(f"window of {seconds:g} s: worst hold-up {1000 * hold:.1f} ms, "
+          f"longest GC pause {1000 * meter.gc_worst:.1f} ms")
+    return hold
 
 
 def judge_links(links: list[Link], seconds: float, check: Callable[[], None],
