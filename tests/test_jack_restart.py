@@ -65,7 +65,9 @@ def test_receiver_survives_a_jack_restart():
     with receiver_on_private_server("survivor") as (server, proc):
         server.stop()
         time.sleep(2)
-        assert proc.poll() is None, "the receiver exited when JACK went away"
+        if proc.poll() is not None:  # what it said is what the next look needs
+            raise AssertionError(f"the receiver exited ({proc.returncode}) when JACK went "
+                                 f"away: {proc.communicate(timeout=5)[1]}")
         server.start()
         assert wait_for_ports(NAME, "survivor:", 2), "the receiver did not come back"
         err = stop_cleanly(proc)
