@@ -126,3 +126,35 @@ def test_the_controller_moves_its_target_by_the_slew_and_keeps_the_drift():
 
 def test_the_margin_wanted_has_a_ceiling_the_ring_is_sized_for():
     assert margin_for(5 * RATE, RATE) == round(autolatency.MAX_MARGIN_SECONDS * RATE)
+
+
+
+def test_the_latency_shown_after_a_relock_is_the_new_margin_not_less():
+    """What auto took off by resampling is forgotten at a relock the moment
+    the new margin is measured: a latency read before the next cycle must
+    not subtract the old shift from the new margin (a real link's stats
+    showed -0.5 ms after a relock)."""
+    from jacknet.testing.pipesim import PipeSim, Stream
+    locked, relock = RATE // FRAMES, 2 * RATE // FRAMES
+    stream = Stream(frames=FRAMES).build(relock + RATE // FRAMES)
+    arrivals = stream.arrivals()
+    sim = PipeSim(period=PERIOD, margin=0, auto=True)
+    shown: list[float] = []
+    e = 0
+    for m in range(len(stream.packets) - 8):
+        now = m * PERIOD
+        if m == locked:
+            # As if auto had lowered the margin by 20 periods since the lock
+            # (a minute at its shrinking rate: too slow to simulate).
+            sim.pipeline.bridge._shift = 20.0 * PERIOD
+        if m == relock:
+            sim.pipeline.resync("the test")
+            locks = sim.jitter.locks
+        while e < len(arrivals) and arrivals[e].at <= now:
+            sim.pipeline.feed(arrivals[e].datagram, arrivals[e].peer, arrivals[e].at)
+            e += 1
+            latency = sim.pipeline.latency_frames()
+            if m >= relock and sim.jitter.locks > locks and latency is not None:
+                shown.append(latency)  # measured by the new lock
+        sim.run([], 1)
+    assert shown and min(shown) >= PERIOD, min(shown)

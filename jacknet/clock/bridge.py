@@ -68,7 +68,7 @@ class ClockBridge:
         self.auto = AutoLatency(receiver_rate) if auto else None
         self._shift = 0.0   # receiver frames the margin was lowered by resampling since the lock
         self._moves: list[Moved] = []  # told by the mapping, handled at the next cycle
-        jitter.mapping.on_moved(self._moves.append)
+        jitter.mapping.on_moved(self._moved)
         self._said_want = 0
 
     def arrived(self, timestamp: int, arrival: int) -> None:
@@ -131,8 +131,6 @@ class ClockBridge:
         now = read_end + pl.offset
         read = self._sender_frame(jb.mapping.timestamp_at(read_end))
         moves, self._moves[:] = list(self._moves), []
-        if any(m.why is Move.LOCK for m in moves):  # a fresh lock measures the margin afresh
-            self._shift = 0.0
         if moves and self.controller.locked:  # the jitter buffer moved the playout on purpose
             self.controller.retarget(now, read)
             if self.auto is not None and any(m.old_offset is not None and m.offset > m.old_offset
@@ -146,6 +144,15 @@ class ClockBridge:
                 jb.want_margin(self.auto.want)
         self.ratio, _ = self.controller.step(now, read, slew)
         self._shift += slew * jb.period
+
+    def _moved(self, move: Moved) -> None:
+        # A fresh lock measures the margin afresh, so what resampling took
+        # off before it is forgotten now, not at the next cycle: a latency
+        # read in between would subtract it from the new margin (the stats
+        # showed -0.5 ms after a relock).
+        if move.why is Move.LOCK:
+            self._shift = 0.0
+        self._moves.append(move)
 
     def _say_want(self, old: int, new: int) -> None:
         """Log a change of the margin wanted, when it is a millisecond or more."""
