@@ -80,6 +80,30 @@ def test_a_jack_server_that_will_not_start_is_said_in_one_line_and_exits_1():
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.jack
+def test_a_port_the_server_refuses_is_said_in_one_line_and_exits_1():
+    """A server at its port limit (or shutting down) refuses a port: a clear
+    line, never a traceback (a daemon tries again instead)."""
+    import shutil
+    import signal
+    name = "jacknet-test-portmax"
+    jackd = subprocess.Popen([shutil.which("jackd"), "-n", name, "--port-max", "8",
+                              "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = None
+        for _ in range(50):  # until the server takes clients (it says "no JACK server" before)
+            r = jacknet("recv", "127.0.0.1:0", "--server", name, "--channels", "16")
+            if "no JACK server" not in r.stderr:
+                break
+        assert r.returncode == 1, r.stderr
+        assert "JACK refused a port of client" in r.stderr and "--port-max" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    finally:
+        jackd.send_signal(signal.SIGTERM)
+        jackd.wait(10)
+
+
 def test_keygen_writes_a_key_that_a_loose_mode_makes_unusable(tmp_path):
     key = tmp_path / "link.key"
     r = jacknet("keygen", str(key))

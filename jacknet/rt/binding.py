@@ -159,7 +159,13 @@ class JackClient:
         ``direction`` is ``"in"`` or ``"out"``; returns the full port names.
         """
         ports = self._client.inports if direction == "in" else self._client.outports
-        self._ports = [ports.register(f"{prefix}_{i + 1}") for i in range(count)]
+        try:
+            self._ports = [ports.register(f"{prefix}_{i + 1}") for i in range(count)]
+        except jack.JackError as e:
+            # A server that is shutting down refuses too: a daemon tries again.
+            raise JacknetError(f"JACK refused a port of client '{self.name}' ({e}; {count} "
+                               f"asked for): its port limit (jackd --port-max) is reached, "
+                               f"or it is shutting down") from None
         return [p.name for p in self._ports]
 
     def run(self, engine: _Engine) -> None:
@@ -201,9 +207,14 @@ class JackClient:
         capture_2 -> in_2 ...).  Extra matches or ports stay unconnected.
         Returns the (source, destination) pairs made.
         """
-        pairs = self._pairs(pattern)
-        for pair in pairs:
-            self._join(*pair)
+        pairs = []
+        for pair in self._pairs(pattern):
+            try:
+                self._join(*pair)
+            except jack.JackError:  # the far port went away meanwhile
+                log.info("could not connect %s -> %s", *pair)
+                continue
+            pairs.append(pair)
         if pattern and len(pairs) < len(self._ports):
             log.info("--connect %r matched %d port(s) for %d channel(s); the rest stay unconnected",
                      pattern, len(pairs), len(self._ports))
@@ -251,11 +262,22 @@ class JackClient:
 
     def connections(self) -> list[tuple[str, str]]:
         """Every (source, destination) connection of our ports, whoever made it."""
-        pairs = []
-        for own in self._ports:
-            for other in self._client.get_all_connections(own):
-                pairs.append((other.name, own.name) if own.is_input else (own.name, other.name))
-        return pairs
+        return [(other, own.name) if own.is_input else (own.name, other)
+                for own in self._ports for other in self._far_ports(own)]
+
+    def _far_ports(self, own: jack.OwnPort) -> list[str]:
+        """The names of the ports ``own`` is connected to (JACK-Client looks
+        each one up, and one that goes away meanwhile raises: skip it)."""
+        names = jack._ffi.gc(jack._lib.jack_port_get_all_connections(self._client._ptr,
+                                                                       own._ptr),
+                             jack._lib.jack_free)
+        out = []
+        if names:
+            i = 0
+            while names[i]:
+                out.append(jack._ffi.string(names[i]).decode())
+                i += 1
+        return out
 
     def matching(self, pattern: str | None) -> set[tuple[str, str]]:
         """(our port's short name, the far port's name) for each pair
@@ -267,8 +289,7 @@ class JackClient:
     def own_connections(self) -> list[tuple[str, str]]:
         """(our port's short name, the far port's name) for every connection
         of our ports: what stays the same when our client is renamed."""
-        return [(own.shortname, other.name) for own in self._ports
-                for other in self._client.get_all_connections(own)]
+        return [(own.shortname, other) for own in self._ports for other in self._far_ports(own)]
 
     def connect_own(self, short: str, other: str) -> bool:
         """Connect our port ``short`` with ``other``, in the direction they
