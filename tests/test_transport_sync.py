@@ -129,18 +129,19 @@ class Room:
 @contextlib.contextmanager
 def rooms(send_rate: int = 48000, send_period: int = 128, recv_period: int = 128,
           side_args: tuple = (), relay: UdpRelay | None = None, receiver_later: bool = False,
-          **recv_options) -> Iterator[tuple[SendingRoom, Room]]:
+          sync: bool = False, **recv_options) -> Iterator[tuple[SendingRoom, Room]]:
     """Two dummy servers, the sending room on one and the receiving room on
-    the other (its receiver started by the test with ``receiver_later``)."""
+    the other (its receiver started by the test with ``receiver_later``);
+    asynchronous, as jackd is by default, unless ``sync``."""
     recv_options = {"follow_transport": True, **recv_options}
     with contextlib.ExitStack() as stack:
         # SCHED_FIFO servers, as in test_clocks: without it a busy machine's
         # dummy timers wander by hundreds of ppm and skip cycles (at period
         # 64 the receiving one left 30 holes in 6 s).
         a = stack.enter_context(PrivateServer("jacknet-test-tsend", send_rate, send_period,
-                                              sync=False, realtime=True))
+                                              sync=sync, realtime=True))
         b = stack.enter_context(PrivateServer("jacknet-test-trecv", 48000, recv_period,
-                                              sync=False, realtime=True))
+                                              sync=sync, realtime=True))
         room = Room(b.name, free_port(), recv_period, 48000 / send_rate, recv_options)
         stack.callback(room.close)
         if not receiver_later:
@@ -356,9 +357,11 @@ def test_a_transport_nobody_asked_to_follow_never_moves(who):
     assert stats.sender_transport is (None if who == "sender" else "stopped")
 
 
-def test_the_sender_s_bar_beat_and_tempo_are_served():
-    with rooms(drift=True, side_args=("--timebase",), timebase=True) as (side, room):
+@pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
+def test_the_sender_s_bar_beat_and_tempo_are_served(sync):
+    with rooms(drift=True, side_args=("--timebase",), timebase=True, sync=sync) as (side, room):
         run_changes(side, room, [("locate 100000", 0.5), ("start", 2.0)])
+        xruns = room.receiver.stats().xruns
     rolled = [(c, b) for c, b in zip(room.cycles, room.bbts) if c.state == 1 and b is not None]
     assert len(rolled) > 300
     behind = []
@@ -369,15 +372,22 @@ def test_the_sender_s_bar_beat_and_tempo_are_served():
         # tick (across a beat's or a bar's edge too).
         if abs(ticks_of(b.bar, b.beat, b.tick) - ticks_of(bar, beat, tick)) <= 1:
             continue
-        # Known, not yet explained (issue 14): now and then a single cycle
-        # shows JACK the BBT of the cycle before, a period behind its frame,
-        # with no xrun (0-3 cycles of some 750 in six runs here).
-        earlier = ticks_of(*bbt_of(c.frame - room.period))
-        assert abs(ticks_of(b.bar, b.beat, b.tick) - earlier) <= 1, (c.frame, b, (bar, beat, tick))
+        # An asynchronous server does not wait for its clients: when the
+        # receiver (its timebase master) ends a cycle late, the server has
+        # already published the position for the next one, so other clients
+        # see the BBT the master wrote a cycle before, for the frame a
+        # period earlier, or two (docs/transport.md).  Measured: 0 such
+        # cycles in 29 801 on synchronous servers, 17 in 29 840 on
+        # asynchronous ones (at most 2 in a run of 750), with no xrun.
+        shown = ticks_of(b.bar, b.beat, b.tick)
+        late = [k for k in (1, 2)
+                if abs(shown - ticks_of(*bbt_of(c.frame - k * room.period))) <= 1]
+        assert late, (c.frame, b, (bar, beat, tick))
         behind.append(c.frame)
-    print(f"BBT a period behind in {len(behind)} of {len(rolled)} cycles: {behind}")
+    print(f"BBT published late in {len(behind)} of {len(rolled)} cycles: {behind}")
+    if sync and not xruns:
+        assert not behind
     assert len(behind) <= len(rolled) // 100, behind
-    assert all(b - a > room.period for a, b in zip(behind, behind[1:])), behind  # single cycles
 
 
 def ticks_of(bar: int, beat: int, tick: float) -> float:
