@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # either side of the read position, plus half a second for the packets a
 # re-sync keeps while it measures.
 RING_SPARE_FRAMES = 8192
+# Datagrams taken in one turn of the network thread at most: more than a
+# packet's fragments (64 KiB in 1400-byte datagrams).
+BATCH_MOST = 64
 # A closing receiver fades its outputs out over this long before the ports
 # go: longer than a concealment's 2 ms, as nothing follows it.
 CLOSE_FADE_SECONDS = 0.01
@@ -174,15 +177,23 @@ class Receiver(Node):
         while not self._stop.is_set():
             n, peer = source.receive(buf, pipeline.wait(self._arrival_clock()))
             now = self._arrival_clock()
-            if n:
+            # A packet's fragments come together: while one is incomplete, the
+            # rest, already waiting, are taken in the same turn as arrived now
+            # (a bounded number, so a flood still leaves room for deadlines).
+            for _ in range(BATCH_MOST):
+                if not n:
+                    break
                 played = pipeline.stats.datagrams
                 pipeline.feed(view[:n], peer, now)
                 if pipeline.stats.datagrams != played:  # from the sender, not a stranger
                     at = time.monotonic()
                     self.outages.arrived(at)
                     self._last_datagram = (peer, at)
+                if not pipeline.partial:
+                    break
+                n, peer = source.receive(buf, 0.0)
             pipeline.tick(now)
-            self.levels.poll()
+            self.levels.poll_if_due()
             if self.follower is not None:
                 self._follow()
             if self._new_margin is not None:

@@ -121,7 +121,7 @@ class Sender(Node):
         while not self._stop.is_set():
             cap.wait(0.1)
             self.beats += 1
-            self.levels.poll()
+            self.levels.poll_if_due()
             while (pos := cap.read_into(block)) >= 0:
                 if pos != expected:
                     self.packetizer.gap()

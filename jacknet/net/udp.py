@@ -1,6 +1,8 @@
 """UDP link ends: unicast or multicast, IPv4 or IPv6."""
 from __future__ import annotations
 
+import math
+import select
 import socket
 import struct
 import time
@@ -74,7 +76,12 @@ class UdpSource:
         except OSError as e:
             self.sock.close()
             raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-        self.sock.settimeout(0.1)
+        # Blocking, and never blocked on: receive() waits in poll() and reads
+        # with MSG_DONTWAIT, two system calls a datagram (a socket timeout
+        # costs a third, to set it, and more Python).
+        self.sock.settimeout(None)
+        self._poller = select.poll()
+        self._poller.register(self.sock, select.POLLIN)
         self.on_new_peer: Callable[[], None] | None = None  # never: UDP has no connections
         self.allow = allow
         self._stats = SourceStats(denied=0 if allow is not None else None)
@@ -92,17 +99,21 @@ class UdpSource:
         return self.sock.getsockname()[:2]
 
     def receive(self, buf: bytearray, timeout: float = 0.1) -> tuple[int, tuple | None]:
-        """Wait up to ``timeout`` s for one datagram: (length, sender) or (0, None)."""
-        deadline = time.monotonic() + timeout
+        """Wait up to ``timeout`` s for one datagram: (length, sender) or (0, None).
+        With ``timeout`` 0, only one already waiting."""
+        deadline = None
         while True:
-            self.sock.settimeout(max(0.0, timeout))
+            if timeout > 0 and not self._poller.poll(math.ceil(timeout * 1000)):
+                return 0, None
             try:
-                n, peer = self.sock.recvfrom_into(buf)
-            except (socket.timeout, OSError):
+                n, peer = self.sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
+            except OSError:  # BlockingIOError: nothing after all (or an ICMP error)
                 return 0, None
             if self.allow is None or peer[0] in self.allow:
                 return n, peer
             self._stats.denied += 1
+            if deadline is None:
+                deadline = time.monotonic() + timeout
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return 0, None
@@ -112,14 +123,12 @@ class UdpSource:
 
     def drain(self) -> None:
         # Only what is queued now (a socket buffer's worth at most), never
-        # what keeps arriving: with a timeout set, a recv would wait for more.
-        self.sock.setblocking(False)
+        # what keeps arriving: a datagram at a time, none waited for.
         try:
             for _ in range(DRAIN_MOST):
-                self.sock.recv(1)
+                self.sock.recv(1, socket.MSG_DONTWAIT)
         except OSError:  # BlockingIOError once empty
             pass
-        self.sock.settimeout(0.1)
 
     def stats(self) -> SourceStats:
         return self._stats

@@ -160,6 +160,9 @@ class StreamPipeline:
         self.stream: _Stream | None = None
         self._need = (0, 0)
         self._mapped_warned = False
+        self.partial = False
+        """The last datagram fed left its packet incomplete: the rest of its
+        fragments are likely waiting already."""
         self._bad = RateLimitedLog(log)
 
     @property
@@ -171,6 +174,7 @@ class StreamPipeline:
         """One datagram from ``peer``, arrived at receiver clock ``arrival``.
         Never raises: whatever is wrong with it is counted."""
         s = self.stats
+        self.partial = False
         try:
             if self.peers is not None and not self.peers.allows(peer, arrival):
                 s.foreign_sources += 1
@@ -200,6 +204,7 @@ class StreamPipeline:
         whole = self.reassembler.add(header, datagram[protocol.HEADER_SIZE:])
         self.stats.duplicate += self.reassembler.duplicate - fragments_duplicate
         if whole is None:
+            self.partial = header.frag_count > 1
             return
         header, payload = whole
         block = None
