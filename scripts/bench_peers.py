@@ -38,8 +38,13 @@ PORT = 47990
 JACKNET = [sys.executable, "-m", "jacknet"]
 
 
-def jacknet(codec: str, transport: str = "udp", latency: float = 1.0, extra: tuple = ()):
+def jacknet(codec: str, transport: str = "udp", latency: float = 1.0, extra: tuple = (),
+            code: Path | None = None):
+    """A jacknet row; with ``code``, that checkout's jacknet (its C module
+    built in place) rather than this one, labelled ``@baseline``."""
     name, _, frame = codec.partition("/")
+    # Safe path: not the working directory first, so PYTHONPATH decides.
+    env = dict(os.environ, PYTHONPATH=str(code), PYTHONSAFEPATH="1") if code else None
 
     def build(server: str, channels: int, target: int, listen: int):
         common = ["--server", server, "--channels", str(channels), "--transport", transport]
@@ -48,9 +53,9 @@ def jacknet(codec: str, transport: str = "udp", latency: float = 1.0, extra: tup
         send = JACKNET + ["send", f"127.0.0.1:{target}", *common, "--connect", "bench-src:out_.*",
                           "--codec", name, *(["--opus-frame", frame] if frame else []),
                           *extra, "--stats-interval", "1"]
-        return [recv, send], None, None
+        return [recv, send], None, env
     label = (f"jacknet {name}" + (f" {frame} ms" if frame else "") + (" tcp" if transport == "tcp" else "")
-             + "".join(f" {e}" for e in extra))
+             + "".join(f" {e}" for e in extra) + (" @baseline" if code else ""))
     return label, build, transport == "udp"
 
 
@@ -111,12 +116,17 @@ def main() -> int:
     ap.add_argument("--server-name", default="jacknet-peers", help="name of the private jackd")
     ap.add_argument("--only", metavar="TEXT", nargs="+",
                     help="run only the systems whose label contains one of these")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="another jacknet checkout (C module built in place: python setup.py "
+                         "build_ext --inplace): its PCM rows too, '@baseline', for a before/after")
     args = ap.parse_args()
     impaired = args.loss > 0 or args.jitter > 0
     systems = [jacknet("float32"), jacknet("int16"), jacknet("opus/5"), jacknet("opus/2.5"),
                jacknet("float32", "tcp"),
                *(zita(sample, buff) for buff in args.zita_buff for sample in ("float", "16bit"))]
     systems += [jacktrip(q) for q in args.jacktrip_queue]
+    if args.baseline:
+        systems += [jacknet(codec, code=args.baseline.resolve()) for codec in ("float32", "int16")]
     if impaired:  # what copies of earlier packets buy, beside the plain rows
         systems = [s for s in systems if s[2]] + [jacknet("opus/5", extra=("--redundancy", "1")),
                                                   jacknet("int16", extra=("--redundancy", "1"))]

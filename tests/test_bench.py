@@ -58,3 +58,12 @@ def test_profile_packet_prints_both_sides_for_each_codec():
     rows = [line for line in r.stdout.splitlines() if line.startswith("| float32 | 2 ")
             or line.startswith("| opus | 2 ")]
     assert len(rows) == 4, r.stdout  # a receiver and a sender row each
+
+
+def test_bench_worker_prints_a_row_per_configuration_and_code(tmp_path):
+    r = subprocess.run([sys.executable, str(SCRIPTS / "bench_worker.py"), "--seconds", "1",
+                        "--rounds", "1", "--only", "float32/2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| float32 | 2 | this")]
+    assert len(rows) == 1 and "-" not in rows[0].split("|")[4], r.stdout
