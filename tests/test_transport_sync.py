@@ -282,14 +282,20 @@ SEQUENCE = [("locate 48000", 0.5), ("start", 1.5), ("locate 480000", 1.5), ("sto
     ids=["same", "44k1-to-48k", "period-256-to-128"])
 def test_start_stop_and_locate_are_followed_aligned_with_the_audio(send_rate, send_period,
                                                                    recv_period):
-    with rooms(send_rate, send_period, recv_period, drift=True) as (side, room):
-        hold = run_changes(side, room, SEQUENCE)
-    verdict = assert_followed(room, hold, send_period)
-    stats = room.receiver.stats()
-    assert (stats.transport_rolls, stats.transport_stops) == (2, 2), stats
+    # A start whose first cycles were concealed cannot be judged: when
+    # neither start could be (run 24: 21 underruns), the run is tried again,
+    # up to 3 times.
+    for attempt in range(3):
+        with rooms(send_rate, send_period, recv_period, drift=True) as (side, room):
+            hold = run_changes(side, room, SEQUENCE)
+        verdict = assert_followed(room, hold, send_period)
+        stats = room.receiver.stats()
+        assert (stats.transport_rolls, stats.transport_stops) == (2, 2), stats
+        if verdict.start_errors:
+            break
+        print(f"try {attempt + 1}: no start could be judged (their first cycles were concealed)")
     # Each start rolls from the frame of the audio played then: exact but
     # for the resampler's rounding (both sides at 48 kHz: off by at most 2).
-    # (A start whose first cycles were concealed cannot be judged.)
     assert verdict.start_errors and max(map(abs, verdict.start_errors)) <= 2, \
         verdict.start_errors
     assert stats.jack_transport == "stopped" and stats.sender_transport == "stopped"
