@@ -14,15 +14,13 @@ import sys
 from typing import NoReturn
 
 from jacknet import __version__
-from jacknet.config import (SERVER_FIELDS, DemoConfig, ProbeConfig, ReceiverConfig, RunConfig,
+from jacknet.config import (OPUS_OPTIONS, SERVER_FIELDS, DemoConfig, ProbeConfig, ReceiverConfig, RunConfig,
                             SenderConfig, add_arguments, from_args, options)
 from jacknet.configfile import build, load, read, render, role_of
 from jacknet.errors import ConfigError, JacknetError
 from jacknet.net.address import DEFAULT_PORT, parse_address
 
 log = logging.getLogger("jacknet")
-
-OPUS_OPTIONS = ("opus_frame", "bitrate", "complexity", "application", "fec", "expected_loss")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -72,6 +72,8 @@ def _check_security(config) -> None:
         raise ConfigError("--key-file applies to --security psk only")
 
 
+# The sender options that only Opus reads: given with another codec, they are an error.
+OPUS_OPTIONS = ("opus_frame", "bitrate", "complexity", "application", "fec", "expected_loss")
 _TRANSPORT = ("udp (default; unicast or multicast) or tcp (receiver listens, sender connects)")
 _RT_HELP = (f"SCHED_FIFO priority of the network thread, 0 for none "
             f"(default {DEFAULT_RT_PRIORITY}; keep it below JACK's)")
@@ -103,7 +105,8 @@ class SenderConfig:
     opus_frame: float = opt(5.0, Choice(FRAME_MS, float), "Opus frame: 2.5, 5, 10 or 20 ms "
                             "(default 5)", "codec")
     bitrate: int = opt(96000, Bitrate(), "Opus kbit/s per channel, 6..256 (default 96)", "codec")
-    complexity: int = opt(10, Int(0, 10, "0..10"), "Opus encoder effort (default 10)", "codec")
+    complexity: int = opt(7, Int(0, 10, "0..10"), "Opus encoder effort (default 7: the SNR of "
+                          "10 at less CPU, see docs/codecs.md)", "codec")
     application: str = opt("lowdelay", Choice(APPLICATIONS), "Opus mode: lowdelay (default; "
                            "CELT only), audio or voip", "codec")
     fec: bool = opt(False, Flag(), "Opus in-band FEC: needs --application voip or audio, "
@@ -140,9 +143,7 @@ class SenderConfig:
         _check_security(self)
         default = SenderConfig()
         opus_given = [f"--{key_of(f)}" for f, _ in options(SenderConfig)
-                      if f.name in ("opus_frame", "bitrate", "complexity", "application",
-                                    "expected_loss", "fec")
-                      and getattr(self, f.name) != getattr(default, f.name)]
+                      if f.name in OPUS_OPTIONS and getattr(self, f.name) != getattr(default, f.name)]
         if self.codec != "opus":
             if opus_given:
                 raise ConfigError(f"{opus_given[0]} applies to --codec opus only")

@@ -7,15 +7,19 @@ compares one multistream encoder (what jacknet uses) with one plain encoder
 per channel pair, the alternative the libopus API offers.  A second table
 gives the receiver's resampler (drift correction and rate conversion) per
 128-frame block, at each converter quality, with a ratio that changes at
-every call as the drift loop's does.
+every call as the drift loop's does.  ``--effort`` adds a third: the Opus
+encoder's complexity against its frame size at 16 channels, with the SNR
+each setting keeps (the sender's defaults otherwise: 96 kbit/s per channel,
+lowdelay), to choose the defaults by.
 
 Not a test: it prints a table and asserts nothing.
 
-    .venv/bin/python scripts/bench_codecs.py [--seconds 2]
+    .venv/bin/python scripts/bench_codecs.py [--seconds 2] [--effort]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
@@ -62,6 +66,41 @@ def time_pairs(channels: int, sig: np.ndarray, settings: OpusSettings) -> float:
     return 1e6 * (time.perf_counter() - t0) / count
 
 
+def snr_db(sent: np.ndarray, got: np.ndarray) -> float:
+    """SNR of ``got`` against ``sent``, at the lag (the codec's look-ahead) that fits best."""
+    def at(lag: int) -> float:
+        err = got[:, lag:] - sent[:, :got.shape[1] - lag]
+        return 10 * np.log10(np.sum(sent[:, :got.shape[1] - lag] ** 2) / max(np.sum(err ** 2), 1e-30))
+    return max(at(lag) for lag in range(0, 481))
+
+
+def effort(channels: int, sig: np.ndarray, frame_ms: float, complexity: int,
+           rounds: int) -> tuple[float, float]:
+    """(median encode µs per packet over ``rounds``, SNR dB) of one Opus encoder setting."""
+    settings = OpusSettings(frame_ms, complexity=complexity)
+    enc_us = statistics.median(time_codec("opus", channels, 0, sig, settings)[0] for _ in range(rounds))
+    enc = make_encoder("opus", channels, RATE, opus=settings)
+    n = enc.frames
+    dec = make_decoder(enc.codec_id)
+    got = np.concatenate([dec.decode(enc.encode(np.ascontiguousarray(sig[:, i:i + n])), channels, n, RATE)
+                          for i in range(0, sig.shape[1] - n + 1, n)], axis=1)
+    return enc_us, snr_db(sig, got)
+
+
+def effort_table(seconds: float, rounds: int = 3, channels: int = 16) -> None:
+    sig = signal(channels, seconds)
+    levels = (0, 2, 4, 5, 6, 7, 8, 10)
+    print(f"\n| Opus at {channels} ch: encode µs per packet (% of a core) · SNR dB | "
+          + " | ".join(f"complexity {c}" for c in levels) + " |")
+    print("|---|" + "---:|" * len(levels))
+    for frame_ms in (2.5, 5, 10, 20):
+        cells = []
+        for c in levels:
+            us, snr = effort(channels, sig, frame_ms, c, rounds)
+            cells.append(f"{us:.0f} ({us / (10 * frame_ms):.1f} %) · {snr:.1f}")
+        print(f"| {frame_ms:g} ms | " + " | ".join(cells) + " |")
+
+
 def time_resampler(quality: str, channels: int, sig: np.ndarray) -> float:
     """Microseconds per 128-frame block, the ratio wobbling as drift correction's does."""
     from jacknet.clock.resample import Resampler
@@ -76,6 +115,8 @@ def time_resampler(quality: str, channels: int, sig: np.ndarray) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="audio per row")
+    ap.add_argument("--effort", action="store_true",
+                    help="also the Opus complexity x frame size table at 16 channels")
     args = ap.parse_args()
     print("| codec | ch | packet | encode µs | decode µs | encode + decode, % of a core "
           "| Opus: per-pair encoders µs |")
@@ -102,6 +143,8 @@ def main() -> None:
             us = time_resampler(quality, channels, sig)
             print(f"| {quality} | {channels} | {us:.1f} | {us / channels:.1f} "
                   f"| {100 * us / (1e6 * 128 / 48000):.2f} |")
+    if args.effort:
+        effort_table(args.seconds)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def detect(capture: Capture, buf: np.ndarray, result: dict, lossy: bool) -> None
             if x[i] > 0.5:
                 result["times"].append(ft + int(i))
             else:
-                result["stray"] += 1
+                result["stray"].append(ft + int(i))
 
 
 class LastLine:
@@ -72,26 +72,37 @@ class LastLine:
     def __init__(self, proc: subprocess.Popen, side: str) -> None:
         self.line = ""
         self.side = side + ":"
+        self.held_ms: list[float] = []  # latency_ms of every line: what auto latency did
         threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
 
     def _read(self, stream) -> None:
         for line in stream:
             if line.startswith(self.side):
                 self.line = line
+                if (held := self.fields().get("latency_ms")) is not None:
+                    self.held_ms.append(float(held))
 
     def fields(self) -> dict[str, str]:
         return dict(f.split("=", 1) for f in self.line.split()[1:] if "=" in f)
 
     def counters(self) -> dict[str, int]:
         fields = self.fields()
-        return {k: int(fields.get(k, 0)) for k in ("concealed_frames", "underruns", "plc_concealed")}
+        return {k: int(fields.get(k, 0))
+                for k in ("concealed_frames", "underruns", "plc_concealed", "relocks")}
+
+
+def events(frames: list[int], apart: int) -> int:
+    """How many separate events ``frames`` (sorted) hold: glitches closer than ``apart`` are one."""
+    return sum(1 for i, f in enumerate(frames) if i == 0 or f - frames[i - 1] > apart)
 
 
 def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
              link: list[list[str]], jack: JackClient, lossy: bool = False,
-             wiring: list[tuple[str, str]] | None = None, env: dict | None = None) -> dict:
+             wiring: list[tuple[str, str]] | None = None, env: dict | None = None,
+             log: str | None = None) -> dict:
     """One loop: ``link`` is the receiver's command then the sender's (jacknet
-    ones connect themselves; ``wiring`` lists port pairs to connect for others)."""
+    ones connect themselves; ``wiring`` lists port pairs to connect for others).
+    With ``log``, each process's stderr goes to ``log`` + ``.recv.log`` / ``.send.log``."""
     src = JackClient("bench-src", server.name)
     src.register("out", channels, "out")
     gen = Generator(channels, "silence", impulse_interval=INTERVAL)
@@ -100,8 +111,9 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
     det.register("in", channels, "in")
     cap = Capture(channels, capacity=1 << 16)
     det.run(cap)
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              env=env) for cmd in link]
+    errs = [open(f"{log}.{side}.log", "w") if log else subprocess.DEVNULL for side in ("recv", "send")]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+             for cmd, err in zip(link, errs)]
     ours = "jacknet" in link[0]
     recv_stats = LastLine(procs[0], "recv")
     send_stats = LastLine(procs[1], "send") if ours else None
@@ -113,7 +125,7 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
         cap.skip()
         gen.set_mode("impulse")
         buf = np.zeros((channels, server.period), np.float32)
-        result = {"times": [], "stray": 0, "peaks": {}}
+        result = {"times": [], "stray": [], "peaks": {}}
         xruns0 = jack.xruns
         recv0 = recv_stats.counters()
         cpu0 = [cpu_seconds(p.pid) for p in procs]
@@ -131,6 +143,9 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
             p.terminate()
         for p in procs:
             p.wait(10)
+        for err in errs:
+            if log:
+                err.close()
         src.close()
         det.close()
     times = result["times"] or [t for _, t in sorted(result["peaks"].values(), key=lambda p: p[1])]
@@ -140,13 +155,15 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
     # A smeared impulse's peak may wander a sample or two (a resampler's
     # fractional delay) without anything lost: that much is tolerated there.
     slack = 2 if lossy else 0
-    spacing = sum(1 for a, b in zip(times, times[1:]) if abs(b - a - INTERVAL) > slack)
-    moved = sum(1 for v in lat if abs(v - median) > slack)
+    spacing = [b for a, b in zip(times, times[1:]) if abs(b - a - INTERVAL) > slack]
+    moved = [t for t, v in zip(times, lat) if abs(v - median) > slack]
+    glitched = sorted(spacing + moved + result["stray"])
     concealed = {k: recv1[k] - recv0[k] for k in recv0} if send_stats else {}
     return {"label": label, "channels": channels, "median": median,
             "max": max(lat) if lat else None, "cpu": cpu, "xruns": xruns,
-            "glitches": spacing + moved + result["stray"], "impulses": len(lat),
-            "concealed": concealed,
+            "glitches": len(glitched), "impulses": len(lat),
+            "events": events(glitched, server.rate), "concealed": concealed,
+            "held_ms": recv_stats.held_ms,
             "wire": float(send_stats.fields().get("kbit_s", 0)) / 8 if send_stats else None}
 
 

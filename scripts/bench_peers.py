@@ -15,11 +15,20 @@ sample of each 100 ms window is the impulse.
 (every UDP system; JackTrip's replies pass back through it, impaired alike)
 and reports glitches per minute.
 
+Long runs: ``--seconds 600 --rounds 1`` with ``--latency auto 1 ...`` (one
+jacknet row per receiver ``--latency``) and ``--only`` patterns, e.g.
+``--only "jacknet float32 --latency *" "JackTrip -b 16 -q 2"``.  Glitches a
+second or less apart count as one event (one hiccup); ``re-syncs`` are the
+receiver's relocks; ``held`` is the latency the receiver held (its
+``latency_ms``, median and worst of its stats lines), which shows what
+auto latency chose.  ``--log-dir`` keeps each process's log.
+
 Not a test: it prints tables and asserts nothing.
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import statistics
 import sys
@@ -38,8 +47,8 @@ PORT = 47990
 JACKNET = [sys.executable, "-m", "jacknet"]
 
 
-def jacknet(codec: str, transport: str = "udp", latency: float = 1.0, extra: tuple = (),
-            code: Path | None = None):
+def jacknet(codec: str, transport: str = "udp", latency: str = "1", extra: tuple = (),
+            code: Path | None = None, show_latency: bool = False):
     """A jacknet row; with ``code``, that checkout's jacknet (its C module
     built in place) rather than this one, labelled ``@baseline``."""
     name, _, frame = codec.partition("/")
@@ -49,13 +58,14 @@ def jacknet(codec: str, transport: str = "udp", latency: float = 1.0, extra: tup
     def build(server: str, channels: int, target: int, listen: int):
         common = ["--server", server, "--channels", str(channels), "--transport", transport]
         recv = JACKNET + ["recv", f"127.0.0.1:{listen}", *common, "--connect", "bench-det:in_.*",
-                          "--latency", str(latency), "--stats-interval", "1"]
+                          "--latency", latency, "--stats-interval", "1"]
         send = JACKNET + ["send", f"127.0.0.1:{target}", *common, "--connect", "bench-src:out_.*",
                           "--codec", name, *(["--opus-frame", frame] if frame else []),
                           *extra, "--stats-interval", "1"]
         return [recv, send], None, env
     label = (f"jacknet {name}" + (f" {frame} ms" if frame else "") + (" tcp" if transport == "tcp" else "")
-             + "".join(f" {e}" for e in extra) + (" @baseline" if code else ""))
+             + "".join(f" {e}" for e in extra) + (f" --latency {latency}" if show_latency else "")
+             + (" @baseline" if code else ""))
     return label, build, transport == "udp"
 
 
@@ -99,7 +109,18 @@ def summarise(runs: list[dict], seconds: float) -> dict:
         "glitches": sum(r["glitches"] for r in runs),
         "per_minute": 60 * sum(r["glitches"] for r in runs) / (seconds * len(runs)),
         "impulses": sum(r["impulses"] for r in runs),
+        "events": sum(r["events"] for r in runs),
+        "relocks": (sum(r["concealed"]["relocks"] for r in runs)
+                    if all(r["concealed"] for r in runs) else None),
+        "held_ms": [h for r in runs for h in r["held_ms"]],
     }
+
+
+def chosen(label: str, patterns: list[str] | None) -> bool:
+    """``--only``: a pattern with a wildcard (``*?[``) must match the whole
+    label; one without is looked for inside it."""
+    return not patterns or any(fnmatch.fnmatchcase(label, p) if any(c in p for c in "*?[")
+                               else p in label for p in patterns)
 
 
 def main() -> int:
@@ -116,14 +137,21 @@ def main() -> int:
     ap.add_argument("--server-name", default="jacknet-peers", help="name of the private jackd")
     ap.add_argument("--only", metavar="TEXT", nargs="+",
                     help="run only the systems whose label contains one of these")
+    ap.add_argument("--latency", nargs="+", default=["1"], metavar="MS|auto",
+                    help="receiver --latency of the jacknet rows, one row each (default 1)")
+    ap.add_argument("--log-dir", type=Path, metavar="DIR",
+                    help="keep each process's stderr there, one file per row, round and side")
     ap.add_argument("--baseline", type=Path, metavar="DIR",
                     help="another jacknet checkout (C module built in place: python setup.py "
                          "build_ext --inplace): its PCM rows too, '@baseline', for a before/after")
     args = ap.parse_args()
     impaired = args.loss > 0 or args.jitter > 0
-    systems = [jacknet("float32"), jacknet("int16"), jacknet("opus/5"), jacknet("opus/2.5"),
-               jacknet("float32", "tcp"),
-               *(zita(sample, buff) for buff in args.zita_buff for sample in ("float", "16bit"))]
+    show = args.latency != ["1"]
+    systems = [jacknet(codec, transport, latency, show_latency=show)
+               for codec, transport in (("float32", "udp"), ("int16", "udp"), ("opus/5", "udp"),
+                                        ("opus/2.5", "udp"), ("float32", "tcp"))
+               for latency in args.latency]
+    systems += [zita(sample, buff) for buff in args.zita_buff for sample in ("float", "16bit")]
     systems += [jacktrip(q) for q in args.jacktrip_queue]
     if args.baseline:
         systems += [jacknet(codec, code=args.baseline.resolve()) for codec in ("float32", "int16")]
@@ -131,7 +159,9 @@ def main() -> int:
         systems = [s for s in systems if s[2]] + [jacknet("opus/5", extra=("--redundancy", "1")),
                                                   jacknet("int16", extra=("--redundancy", "1"))]
     if args.only:
-        systems = [s for s in systems if any(text in s[0] for text in args.only)]
+        systems = [s for s in systems if chosen(s[0], args.only)]
+    if args.log_dir:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
     realtime = os.geteuid() == 0
     ms = 1000 / 48000
     for period in args.periods:
@@ -143,10 +173,11 @@ def main() -> int:
             for rnd in range(args.rounds):
                 for channels in args.channels:
                     order = systems[rnd % len(systems):] + systems[:rnd % len(systems)]
-                    results.setdefault(("direct", channels), []).append(run_case(
-                        server, "direct", channels, args.seconds,
-                        [["jack_thru", "bench-thru", server.name]], watcher,
-                        wiring=direct_wiring(channels)))
+                    if chosen("direct", args.only):
+                        results.setdefault(("direct", channels), []).append(run_case(
+                            server, "direct", channels, args.seconds,
+                            [["jack_thru", "bench-thru", server.name]], watcher,
+                            wiring=direct_wiring(channels)))
                     for label, build, relayable in order:
                         relay = None
                         target = listen = PORT
@@ -155,10 +186,13 @@ def main() -> int:
                             target = relay.start(("127.0.0.1", PORT))[1]
                             relay.impair(loss=args.loss / 100, jitter=args.jitter / 1000)
                         link, wiring, env = build(server.name, channels, target, listen)
+                        log = (str(args.log_dir / f"{period}-{channels}ch-r{rnd}-"
+                                                   f"{label.replace(' ', '_').replace('/', '_')}")
+                               if args.log_dir else None)
                         try:
                             results.setdefault((label, channels), []).append(run_case(
                                 server, label, channels, args.seconds, link, watcher,
-                                lossy=smears(label), wiring=wiring, env=env))
+                                lossy=smears(label), wiring=wiring, env=env, log=log))
                         finally:
                             if relay:
                                 relay.close()
@@ -168,8 +202,9 @@ def main() -> int:
               + (f", relay: {args.loss:g} % loss, {args.jitter:g} ms jitter" if impaired else "")
               + "\n")
         print("| system | ch | latency median | latency max | CPU % recv / send | xruns | glitches "
-              "| glitches/min | latency ÷ best peer | CPU ÷ best peer |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| glitch events | glitches/min | re-syncs | held ms, median / max "
+              "| latency ÷ best peer | CPU ÷ best peer |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for channels in args.channels:
             rows = {label: summarise(runs, args.seconds)
                     for (label, ch), runs in results.items() if ch == channels}
@@ -186,9 +221,12 @@ def main() -> int:
                 lat_ratio = (f"{r['median'] / best_lat:.2f}" if best_lat and r["median"] is not None
                              and label != "direct" else "-")
                 cpu_ratio = f"{sum(r['cpu']) / best_cpu:.2f}" if best_cpu and label != "direct" else "-"
+                held = (f"{statistics.median(r['held_ms']):.2f} / {max(r['held_ms']):.2f}"
+                        if r["held_ms"] else "-")
+                relocks = "-" if r["relocks"] is None else r["relocks"]
                 print(f"| {label} | {channels} | {med} | {mx} | {cpu} | {r['xruns']} "
-                      f"| {r['glitches']} of {r['impulses']} | {r['per_minute']:.1f} "
-                      f"| {lat_ratio} | {cpu_ratio} |")
+                      f"| {r['glitches']} of {r['impulses']} | {r['events']} | {r['per_minute']:.1f} "
+                      f"| {relocks} | {held} | {lat_ratio} | {cpu_ratio} |")
     return 0
 
 

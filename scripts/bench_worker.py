@@ -4,8 +4,10 @@ receiver's network thread and the sender's worker, on a private dummy jackd
 
 `profile_packet.py` times the receive path in a tight loop, where Python's
 code and data stay in the CPU's caches; here a worker sleeps between
-packets, as it does in use, and pays for waking up cold.  Each row is the
-median over ``--rounds`` rounds.  With ``--baseline DIR`` (another checkout
+packets, as it does in use, and pays for waking up cold.  The sender
+encodes the music test signal, played by a client of this script (Opus's
+cost depends on what it encodes).  Each row is the median over ``--rounds``
+rounds.  With ``--baseline DIR`` (another checkout
 of jacknet, its C module built: ``python setup.py build_ext --inplace``)
 every round also runs that code, alternating, so the two are compared in
 one run: before and after a change on a noisy, shared machine.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 SERVER = "jacknet-bench-worker"
-CONFIGS = [("float32", 2), ("float32", 16), ("int16", 16), ("opus", 2)]
+CONFIGS = [("float32", 2), ("float32", 16), ("int16", 16), ("opus", 2), ("opus", 16)]
 
 # One end, run in a process of its own (with PYTHONPATH naming the code
 # under test): it prints its worker's CPU per packet and its process CPU.
@@ -55,7 +57,8 @@ if role == "recv":
                                           name="bw-recv", latency_ms=2.0))
 else:
     node = timed(Sender)(SenderConfig(host="127.0.0.1", port=port, channels=channels,
-                                      server=server, name="bw-send", codec=codec))
+                                      server=server, name="bw-send", codec=codec,
+                                      connect="bw-src:out_.*"))
 node.start()
 time.sleep(1.0)  # settled: starting is not what is measured
 t0, c0 = time.monotonic(), os.times()
@@ -93,8 +96,10 @@ def run_pair(code: Path, codec: str, channels: int, seconds: float, port: int) -
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE))
+    from jacknet.rt.binding import JackClient
     from jacknet.testing.jackserver import PrivateServer
     from jacknet.testing.scene import free_port
+    from jacknet.testing.signals import Generator
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0)
@@ -108,12 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple, list[dict]] = {}
     with PrivateServer(SERVER, 48000, args.period, sync=False,
                        realtime=os.geteuid() == 0):
+        # From this process, so that its CPU is not counted: silence is nearly free to encode.
+        src = JackClient("bw-src", SERVER)
+        src.register("out", max(ch for _, ch in configs), "out")
+        src.run(Generator(max(ch for _, ch in configs), "music"))
         for rnd in range(args.rounds):
             for codec, channels in configs:
                 order = codes if rnd % 2 == 0 else codes[::-1]
                 for label, code in order:
                     r = run_pair(code, codec, channels, args.seconds, free_port())
                     results.setdefault((codec, channels, label), []).append(r)
+        src.close()
 
     def median(runs: list[dict], role: str, key: str) -> str:
         values = [r[role][key] for r in runs if r[role] is not None]

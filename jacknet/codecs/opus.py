@@ -28,7 +28,7 @@ class OpusSettings:
 
     frame_ms: float = 5.0
     bitrate: int = 96000
-    complexity: int = 10
+    complexity: int = 7
     application: str = "lowdelay"
     fec: bool = False
     expected_loss: int = 0
