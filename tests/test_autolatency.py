@@ -146,7 +146,7 @@ def test_the_latency_shown_after_a_relock_is_the_new_margin_not_less():
         if m == locked:
             # As if auto had lowered the margin by 20 periods since the lock
             # (a minute at its shrinking rate: too slow to simulate).
-            sim.pipeline.bridge._shift = 20.0 * PERIOD
+            sim.jitter.slewed(20.0 * PERIOD)
         if m == relock:
             sim.pipeline.resync("the test")
             locks = sim.jitter.locks
@@ -158,3 +158,31 @@ def test_the_latency_shown_after_a_relock_is_the_new_margin_not_less():
                 shown.append(latency)  # measured by the new lock
         sim.run([], 1)
     assert shown and min(shown) >= PERIOD, min(shown)
+
+
+def test_loosens_that_auto_took_back_off_leave_the_ring_its_room(monkeypatch):
+    """Hiccups, each making the buffer loosen, and each loosen taken back
+    off by auto's resampling: the ring's room is judged by the latency held,
+    not by the sum of every loosen since the lock.  A 10-minute link
+    re-synced (a gap) once that sum reached half its ring, while it held
+    a few ms.  Shrinking sped up and a small ring, to get there in 90 s."""
+    from jacknet.testing.pipesim import PipeSim, Stream
+    monkeypatch.setattr(autolatency, "SHRINK_PPM", 20000.0)
+    monkeypatch.setattr(autolatency, "HOLD_SECONDS", 0.5)
+    ring, seconds, every = 8192, 90, 10 * RATE // FRAMES
+    stream = Stream(frames=FRAMES).build(seconds * RATE // FRAMES)
+    arrivals = stream.arrivals()
+    for a in arrivals:  # every 10 s a dozen packets held up, then let go at once
+        k = (a.at - FRAMES - stream.transit) // FRAMES
+        if k > every and k % every < 12:
+            a.at += 600 - (k % every) * FRAMES // 2
+    sim = PipeSim(period=PERIOD, margin=0, auto=True, ring=ring)
+    sim.run(arrivals, 5 * RATE // PERIOD)
+    locked_transit, held = sim.jitter.transit, []
+    for _ in range(seconds - 6):
+        sim.run([], RATE // PERIOD)
+        held.append(sim.stats().latency_ms)
+    s = sim.stats()
+    assert sim.jitter.transit - locked_transit > ring // 2, "loosened less than the test needs"
+    assert s.relocks == 0 and s.underruns == 0, (s.relocks, s.underruns, s.loosened)
+    assert max(held) < 25, max(held)  # 600 frames late is 12.5 ms; auto's margin covers it

@@ -25,7 +25,7 @@ import numpy as np
 from jacknet.clock.autolatency import AutoLatency
 from jacknet.clock.drift import ArrivalDll, DriftController, DriftStats
 from jacknet.recv.jitter import JitterBuffer
-from jacknet.recv.mapping import Move, Moved
+from jacknet.recv.mapping import Moved
 from jacknet.recv.outcome import Outcome
 from jacknet.clock.resample import DEFAULT_QUALITY, Resampler
 
@@ -66,7 +66,6 @@ class ClockBridge:
         self._out_end = 0                 # receiver-time frame after the last one produced
         self._cycle: int | None = None
         self.auto = AutoLatency(receiver_rate) if auto else None
-        self._shift = 0.0   # receiver frames the margin was lowered by resampling since the lock
         self._moves: list[Moved] = []  # told by the mapping, handled at the next cycle
         jitter.mapping.on_moved(self._moved)
         self._said_want = 0
@@ -143,15 +142,10 @@ class ClockBridge:
                 self._say_want(jb.margin.wanted, self.auto.want)
                 jb.want_margin(self.auto.want)
         self.ratio, _ = self.controller.step(now, read, slew)
-        self._shift += slew * jb.period
+        if slew:
+            jb.slewed(slew * jb.period)
 
     def _moved(self, move: Moved) -> None:
-        # A fresh lock measures the margin afresh, so what resampling took
-        # off before it is forgotten now, not at the next cycle: a latency
-        # read in between would subtract it from the new margin (the stats
-        # showed -0.5 ms after a relock).
-        if move.why is Move.LOCK:
-            self._shift = 0.0
         self._moves.append(move)
 
     def _say_want(self, old: int, new: int) -> None:
@@ -166,12 +160,7 @@ class ClockBridge:
         """The jitter margin held now, in receiver frames (beyond the packet
         a copy or FEC adds, which is not jitter)."""
         jb = self.jitter
-        return self.latency_frames() - jb.period - jb.mapping.lead - jb.margin.extra
-
-    def latency_frames(self) -> float | None:
-        """`JitterBuffer.latency_frames`, less what resampling took off since."""
-        lat = self.jitter.latency_frames()
-        return None if lat is None else lat - self._shift
+        return jb.latency_frames() - jb.period - jb.mapping.lead - jb.margin.extra
 
     @property
     def drift(self) -> DriftStats:

@@ -26,6 +26,7 @@ the mapping itself `jacknet.recv.mapping`'s.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +122,10 @@ class JitterBuffer:
         self.locks = 0
         self.transit: int | None = None   # the transit the mapping allows for now
         self._locked_transit = 0          # ... and at the last lock
+        # Frames a clock bridge took off the latency by resampling since the
+        # last lock (negative: added).  The mapping does not move for them,
+        # but the audio held does, and the ring's room is the audio held.
+        self._slewed = 0.0
         self._next_index = playout.capacity  # a new stream starts beyond any old stamp
         self._newest_end = 0
         self._settling = True
@@ -164,6 +169,7 @@ class JitterBuffer:
             self.want_margin(margin_for(spread, self.samplerate))
         self.locks += 1
         self._locked_transit = d
+        self._slewed = 0.0  # a fresh lock measures the margin afresh
         self._settling = False
         self._set_transit(d, Move.LOCK)
         if self._review_after_lock:
@@ -207,13 +213,19 @@ class JitterBuffer:
     def locked(self) -> bool:
         return self.playout.locked and not self._settling
 
-    def latency_frames(self) -> int | None:
+    def latency_frames(self) -> float | None:
         """The receiver's share of the link's latency: its period plus the
-        margin actually held, grown or tightened since the lock (on one JACK
-        server, the whole link's delay is this plus the network's few frames)."""
+        margin actually held, grown or tightened since the lock, less what
+        resampling took off (on one JACK server, the whole link's delay is
+        this plus the network's few frames)."""
         if self.transit is None or not self.playout.locked:
             return None
-        return self.mapping.offset - self._locked_transit - self._frames
+        return self.mapping.offset - self._locked_transit - self._frames - self._slewed
+
+    def slewed(self, frames: float) -> None:
+        """A `ClockBridge` took ``frames`` off the latency held by resampling
+        faster (negative: added them by resampling slower)."""
+        self._slewed += frames
 
     def target_frames(self) -> int:
         """The same, as aimed at: period, margin and decoding lead."""
@@ -352,7 +364,7 @@ class JitterBuffer:
         # run the latency away, and never past half the ring, which must
         # still hold the packets that arrive early.
         step = round(LOOSEN_STEP_SECONDS * self.samplerate)
-        room = self.playout.capacity // 2 - (self.latency_frames() or 0)
+        room = self.playout.capacity // 2 - math.ceil(self.latency_frames() or 0)
         grow = min(worst + step, room)
         if grow <= 0:
             log.warning("packets keep landing up to %d frames late, and the buffer "

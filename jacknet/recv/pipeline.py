@@ -369,8 +369,7 @@ class StreamPipeline:
 
     def latency_frames(self) -> float | None:
         """The receiver's latency held now (see `JitterBuffer.latency_frames`)."""
-        bridge = self.bridge
-        return (bridge or self.jitter).latency_frames()
+        return self.jitter.latency_frames()
 
     def report(self, out: ReceiverStats) -> None:
         """Fill in what the pipeline's stages and its playout count (taking

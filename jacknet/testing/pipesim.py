@@ -78,12 +78,14 @@ class Stream:
 
 
 class PipeSim:
-    """A receiver: margin ``margin`` frames, period ``period``."""
+    """A receiver: margin ``margin`` frames, period ``period``; a playout ring
+    of ``ring`` frames (default: what a receiver with that margin has)."""
 
     def __init__(self, channels: int = 2, period: int = 128, margin: int = 96,
-                 auto: bool = False, drift: bool = False, lock_sender: bool = True) -> None:
+                 auto: bool = False, drift: bool = False, lock_sender: bool = True,
+                 ring: int | None = None) -> None:
         self.channels, self.period = channels, period
-        self.playout = Playout(channels, ring_frames(margin, RATE), RATE)
+        self.playout = Playout(channels, ring or ring_frames(margin, RATE), RATE)
         self.jitter = JitterBuffer(self.playout, period, margin, RATE, auto=auto)
         self.pipeline = StreamPipeline(self.jitter, channels, RATE, lock_sender=lock_sender,
                                        drift=drift)
