@@ -212,3 +212,31 @@ def test_intermittent_lateness_loosens_the_buffer_to_its_target():
     assert sim.jb.stats.loosened >= 1
     assert sim.exact(400 * PERIOD, 890 * PERIOD)
     assert sim.playout.underruns <= 12
+
+
+def test_jumps_of_the_receivers_clock_never_use_up_the_ring():
+    """Each xrun that makes the receiver's JACK clock jump a period ahead
+    makes packets land that much later, and the buffer loosens by it: the
+    audio held stays the same, though the latency counted since the lock
+    grows by every jump.  The ring's room is judged by the audio held: a
+    10-minute link under an xrun storm counted 680 ms, refused to grow, and
+    re-synced while it played 4 ms late."""
+    from jacknet.testing.pipesim import PipeSim, Stream
+    seconds, every = 30, RATE // 2 // PERIOD  # a jump every half second
+    stream = Stream(frames=N).build(seconds * RATE // N)
+    arrivals = stream.arrivals()
+    sim = PipeSim(period=PERIOD, margin=48, ring=8192)
+    sim.run(arrivals, 2 * RATE // PERIOD)
+    held = []
+    for _ in range(2 * (seconds - 3)):
+        now = sim.out.shape[1] + sim.skipped
+        sim.skip(PERIOD)
+        for a in arrivals:  # stamped by the receiver's clock: later by the jump from now on
+            if a.at > now:
+                a.at += PERIOD
+        sim.run([], every)
+        held.append(sim.jitter.fill_frames())
+    s = sim.stats()
+    assert sim.skipped > sim.playout.capacity // 2  # the latency counted would be past the ring
+    assert s.relocks == 0, (s.relocks, s.loosened)
+    assert max(held) < 4 * PERIOD, max(held)

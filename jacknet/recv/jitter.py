@@ -362,13 +362,18 @@ class JitterBuffer:
         # Grow by what would have made the latest of these packets on time,
         # and a step: never by more, so a burst of lateness under loss cannot
         # run the latency away, and never past half the ring, which must
-        # still hold the packets that arrive early.
+        # still hold the packets that arrive early.  What the ring holds is
+        # the lesser of the latency held and the audio buffered ahead of the
+        # playout: the first counts every jump of the receiver's JACK clock
+        # (an xrun's) as latency, which the audio never was (a 10-minute
+        # link under an xrun storm said 680 ms and could grow no more while
+        # it played 4 ms late); the second counts a forged packet far ahead.
         step = round(LOOSEN_STEP_SECONDS * self.samplerate)
-        room = self.playout.capacity // 2 - math.ceil(self.latency_frames() or 0)
-        grow = min(worst + step, room)
+        held = min(math.ceil(self.latency_frames() or 0), self.fill_frames())
+        grow = min(worst + step, self.playout.capacity // 2 - held)
         if grow <= 0:
             log.warning("packets keep landing up to %d frames late, and the buffer "
-                        "holds all it can (%d frames)", worst, self.latency_frames())
+                        "holds all it can (%d frames)", worst, held)
             return
         log.info("packets keep landing up to %d frames late; buffer grows by %d frames",
                  worst, grow)

@@ -91,6 +91,12 @@ class PipeSim:
                                        drift=drift)
         self.out = np.zeros((channels, 0), np.float32)
         self._pending: list[Arrival] = []
+        self.skipped = 0  # frames the receiver's clock jumped ahead of its cycles (`skip`)
+
+    def skip(self, frames: int) -> None:
+        """The receiver's JACK clock jumps ``frames`` ahead, as after an xrun:
+        its later cycles, and arrivals stamped from then on, are that much later."""
+        self.skipped += frames
 
     def run(self, arrivals: list[Arrival], cycles: int) -> "PipeSim":
         """Play ``cycles`` more receiver cycles, feeding each datagram (of
@@ -101,7 +107,7 @@ class PipeSim:
         out = np.zeros((self.channels, cycles * self.period), np.float32)
         start = self.out.shape[1] // self.period
         for m in range(start, start + cycles):
-            now = m * self.period
+            now = m * self.period + self.skipped
             while e < len(events) and events[e].at <= now:
                 self.pipeline.feed(events[e].datagram, events[e].peer, events[e].at)
                 e += 1
