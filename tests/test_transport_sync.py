@@ -16,7 +16,7 @@ import random
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -162,6 +162,7 @@ class Verdict:
     mismatches: list[int]  # cycles that disagreed outside a window after a disturbance
     start_errors: list[int]  # frames off in the first rolling cycle of each start (and relocate, away from a disturbance)
     errors: list[int]     # frames off in each cycle both rolled on genuine audio, outside windows
+    start_cycles: list[int] = field(default_factory=list)  # where each of start_errors was measured
 
 
 def judge(cycles: list[Cycle], window: int, tolerance: int, period: int) -> Verdict:
@@ -187,7 +188,7 @@ def judge(cycles: list[Cycle], window: int, tolerance: int, period: int) -> Verd
         if changed or drifting:
             disturbances += changed
             near[max(0, before - window):i + window + 1] = True
-    mismatches, errs, starts = [], [], []
+    mismatches, errs, starts, start_cycles = [], [], [], []
     for i in genuine:
         c = cycles[i]
         if c.heard_rolling:
@@ -214,7 +215,16 @@ def judge(cycles: list[Cycle], window: int, tolerance: int, period: int) -> Verd
             relocated = cycles[before].state == 1
             if first is not None and not (relocated and near[first]):
                 starts.append(round(cycles[first].frame - cycles[first].heard_frame))
-    return Verdict(len(genuine), disturbances, mismatches, starts, errs)
+                start_cycles.append(first)
+    return Verdict(len(genuine), disturbances, mismatches, starts, errs, start_cycles)
+
+
+def around_starts(room: "Room", verdict: Verdict) -> list:
+    """The cycles around each judged start, for an assertion's message: (index,
+    state, frame, heard rolling, heard frame, steady, frame minus heard frame)."""
+    return [[(k, c.state, c.frame, c.heard_rolling, round(c.heard_frame, 1), c.steady,
+              round(c.frame - c.heard_frame)) for k, c in enumerate(room.cycles)
+             if i - 8 <= k <= i + 4] for i in verdict.start_cycles]
 
 
 def window_cycles(period: int, send_period: int, hold: float, rate: int = 48000) -> int:
@@ -297,7 +307,7 @@ def test_start_stop_and_locate_are_followed_aligned_with_the_audio(send_rate, se
     # Each start rolls from the frame of the audio played then: exact but
     # for the resampler's rounding (both sides at 48 kHz: off by at most 2).
     assert verdict.start_errors and max(map(abs, verdict.start_errors)) <= 2, \
-        verdict.start_errors
+        (verdict.start_errors, around_starts(room, verdict), as_dict(stats))
     assert stats.jack_transport == "stopped" and stats.sender_transport == "stopped"
 
 
