@@ -99,10 +99,12 @@ def events(frames: list[int], apart: int) -> int:
 def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
              link: list[list[str]], jack: JackClient, lossy: bool = False,
              wiring: list[tuple[str, str]] | None = None, env: dict | None = None,
-             log: str | None = None) -> dict:
+             log: str | None = None, slack: int | None = None) -> dict:
     """One loop: ``link`` is the receiver's command then the sender's (jacknet
     ones connect themselves; ``wiring`` lists port pairs to connect for others).
-    With ``log``, each process's stderr goes to ``log`` + ``.recv.log`` / ``.send.log``."""
+    With ``log``, each process's stderr goes to ``log`` + ``.recv.log`` / ``.send.log``.
+    ``slack``: how many frames an impulse may move from the last one without
+    counting as a glitch (default 0, or 2 if ``lossy``)."""
     src = JackClient("bench-src", server.name)
     src.register("out", channels, "out")
     gen = Generator(channels, "silence", impulse_interval=INTERVAL)
@@ -151,19 +153,21 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
     times = result["times"] or [t for _, t in sorted(result["peaks"].values(), key=lambda p: p[1])]
     lat = [t % INTERVAL for t in times]
     median = statistics.median(lat) if lat else None
-    # A glitch: an impulse missing or doubled (spacing off), moved, or a stray sample.
-    # A smeared impulse's peak may wander a sample or two (a resampler's
-    # fractional delay) without anything lost: that much is tolerated there.
-    slack = 2 if lossy else 0
+    # A glitch: an impulse missing or doubled (spacing off), a jump in latency
+    # from the impulse before, or a stray sample.  A smeared impulse's peak may
+    # wander a sample or two (a resampler's fractional delay) without anything
+    # lost: that much is tolerated there.
+    if slack is None:
+        slack = 2 if lossy else 0
     spacing = [b for a, b in zip(times, times[1:]) if abs(b - a - INTERVAL) > slack]
-    moved = [t for t, v in zip(times, lat) if abs(v - median) > slack]
+    moved = [t for t, v, before in zip(times[1:], lat[1:], lat) if abs(v - before) > slack]
     glitched = sorted(spacing + moved + result["stray"])
     concealed = {k: recv1[k] - recv0[k] for k in recv0} if send_stats else {}
     return {"label": label, "channels": channels, "median": median,
             "max": max(lat) if lat else None, "cpu": cpu, "xruns": xruns,
             "glitches": len(glitched), "impulses": len(lat),
             "events": events(glitched, server.rate), "concealed": concealed,
-            "held_ms": recv_stats.held_ms,
+            "held_ms": recv_stats.held_ms, "series": list(zip(times, lat)),
             "wire": float(send_stats.fields().get("kbit_s", 0)) / 8 if send_stats else None}
 
 

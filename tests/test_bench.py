@@ -25,6 +25,23 @@ def test_bench_peers_prints_a_row_per_system():
     assert all(" of " in row and "ms" in row for row in rows), r.stdout
 
 
+def test_bench_peers_long_run_options_give_a_row_per_latency_and_keep_logs(tmp_path):
+    r = subprocess.run([sys.executable, str(SCRIPTS / "bench_peers.py"), "--seconds", "3",
+                        "--rounds", "1", "--periods", "128", "--channels", "2",
+                        "--server-name", "jacknet-test-peers", "--latency", "auto", "1",
+                        "--only", "jacknet float32 --latency *", "--log-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| jacknet")]
+    # UDP only: the pattern must match the whole label, which the tcp rows' does not.
+    assert [row.split(" | ")[0] for row in rows] == ["| jacknet float32 --latency auto",
+                                                     "| jacknet float32 --latency 1"], r.stdout
+    held = [row.split(" | ")[10] for row in rows]  # the latency the receiver held, median / max
+    assert all("/" in h and float(h.split("/")[0]) > 0 for h in held), r.stdout
+    logs = sorted(p.name for p in tmp_path.iterdir())
+    assert len(logs) == 4 and any("receiving on" in (tmp_path / n).read_text() for n in logs), logs
+
+
 def test_bench_headless_prints_every_row_measured():
     r = subprocess.run([sys.executable, str(SCRIPTS / "bench_headless.py"), "--rounds", "1",
                         "--outage-seconds", "2"], capture_output=True, text=True, timeout=180)
