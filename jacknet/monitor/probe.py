@@ -60,7 +60,9 @@ class ProbeResult:
             span = f"{a}" if step == 1 else f"{a}-{a + step - 1}"
             n = bins.get(b, 0)
             lines.append(f"{span:>13} {a * ms:13.2f}  {'#' * max(n and 1, n * width // most):<{width}} {n}")
-        median = int(np.median(self.frames))
+        # The lower middle, not np.median: with an even count that averages
+        # two delays a period apart into one that no pulse had.
+        median = sorted(self.frames)[(len(self.frames) - 1) // 2]
         lines.append(f"probe: {len(self.frames)} of {self.sent} pulses back, latency min {lo} / "
                      f"median {median} / max {hi} frames = {lo * ms:.2f} / {median * ms:.2f} / "
                      f"{hi * ms:.2f} ms (period {self.period} at {self.rate} Hz)")
