@@ -115,15 +115,17 @@ def main(argv: list[str] | None = None) -> int:
                        realtime=os.geteuid() == 0):
         # From this process, so that its CPU is not counted: silence is nearly free to encode.
         src = JackClient("bw-src", SERVER)
-        src.register("out", max(ch for _, ch in configs), "out")
-        src.run(Generator(max(ch for _, ch in configs), "music"))
-        for rnd in range(args.rounds):
-            for codec, channels in configs:
-                order = codes if rnd % 2 == 0 else codes[::-1]
-                for label, code in order:
-                    r = run_pair(code, codec, channels, args.seconds, free_port())
-                    results.setdefault((codec, channels, label), []).append(r)
-        src.close()
+        try:
+            src.register("out", max(ch for _, ch in configs), "out")
+            src.run(Generator(max(ch for _, ch in configs), "music"))
+            for rnd in range(args.rounds):
+                for codec, channels in configs:
+                    order = codes if rnd % 2 == 0 else codes[::-1]
+                    for label, code in order:
+                        r = run_pair(code, codec, channels, args.seconds, free_port())
+                        results.setdefault((codec, channels, label), []).append(r)
+        finally:
+            src.close()
 
     def median(runs: list[dict], role: str, key: str) -> str:
         values = [r[role][key] for r in runs if r[role] is not None]

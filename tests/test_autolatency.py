@@ -153,7 +153,7 @@ def test_the_latency_shown_after_a_relock_is_the_new_margin_not_less():
         while e < len(arrivals) and arrivals[e].at <= now:
             sim.pipeline.feed(arrivals[e].datagram, arrivals[e].peer, arrivals[e].at)
             e += 1
-            latency = sim.pipeline.latency_frames()
+            latency = sim.jitter.latency_frames()
             if m >= relock and sim.jitter.locks > locks and latency is not None:
                 shown.append(latency)  # measured by the new lock
         sim.run([], 1)

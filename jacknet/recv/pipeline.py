@@ -374,10 +374,6 @@ class StreamPipeline:
         """Measure the mapping afresh (a new TCP connection, say)."""
         self.jitter.resync(why)
 
-    def latency_frames(self) -> float | None:
-        """The receiver's latency held now (see `JitterBuffer.latency_frames`)."""
-        return self.jitter.latency_frames()
-
     def report(self, out: ReceiverStats) -> None:
         """Fill in what the pipeline's stages and its playout count (taking
         it changes nothing)."""
@@ -399,7 +395,7 @@ class StreamPipeline:
         ms = 1000.0 / self.samplerate
         out.fill_ms = jb.fill_frames() * ms
         out.target_ms = jb.target_frames() * ms
-        latency, slack = self.latency_frames(), jb.least_slack()
+        latency, slack = jb.latency_frames(), jb.least_slack()
         out.latency_ms = None if latency is None else latency * ms
         out.slack_ms = None if slack is None else slack * ms
         bridge = self.bridge
