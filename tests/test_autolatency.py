@@ -165,16 +165,14 @@ def test_loosens_that_auto_took_back_off_leave_the_ring_its_room(monkeypatch):
     off by auto's resampling: the ring's room is judged by the latency held,
     not by the sum of every loosen since the lock.  A 10-minute link
     re-synced (a gap) once that sum reached half its ring, while it held
-    a few ms.  Shrinking sped up and a small ring, to get there in 100 s;
-    a hiccup every 20 s, so that the jitter meter (10 s) has forgotten the
-    one before."""
+    a few ms.  Shrinking sped up and a small ring, to get there in 90 s."""
     from jacknet.testing.pipesim import PipeSim, Stream
     monkeypatch.setattr(autolatency, "SHRINK_PPM", 20000.0)
     monkeypatch.setattr(autolatency, "HOLD_SECONDS", 0.5)
-    ring, seconds, every = 4096, 100, 20 * RATE // FRAMES
+    ring, seconds, every = 8192, 90, 10 * RATE // FRAMES
     stream = Stream(frames=FRAMES).build(seconds * RATE // FRAMES)
     arrivals = stream.arrivals()
-    for a in arrivals:  # every 20 s a dozen packets held up, then let go half a packet apart
+    for a in arrivals:  # every 10 s a dozen packets held up, then let go at once
         k = (a.at - FRAMES - stream.transit) // FRAMES
         if k > every and k % every < 12:
             a.at += 600 - (k % every) * FRAMES // 2
@@ -218,24 +216,3 @@ def test_after_an_xrun_storm_auto_counts_the_audio_held_and_comes_back_down():
     # arrival phase apart), and is back near where it was before the storm.
     assert max(abs(a) for a in apart) <= FRAMES, max(apart, key=abs)
     assert jb.latency_frames() <= calm + MS, (jb.latency_frames(), calm)
-
-
-def test_a_backlog_every_10_s_is_a_gap_not_a_margin():
-    """Every 10 s a backlog: 16 packets (43 ms) held up and let go at once. Auto
-    lets each backlog be a gap and keeps the margin the path's jitter needs.
-    Counting the backlog one packet at a time, it held a median of 87 ms:
-    each backlog grew the margin by its length and the meter took it for
-    jitter, and with one every 10 s it never came back down."""
-    from jacknet.testing.pipesim import PipeSim, Stream, hold_up
-    stream = Stream(frames=FRAMES).build(60 * RATE // FRAMES)
-    arrivals = stream.arrivals()
-    hold_up(arrivals, stream, 16, 10 * RATE // FRAMES)
-    sim = PipeSim(period=PERIOD, margin=48, auto=True)
-    sim.run(arrivals, 5 * RATE // PERIOD)
-    held = []
-    for _ in range(53):
-        sim.run([], RATE // PERIOD)
-        held.append(sim.stats().latency_ms)
-    s = sim.stats()
-    assert s.relocks == s.loosened == 0, (s.relocks, s.loosened)
-    assert max(held) < 1000 * (PERIOD + 2 * FRAMES) / RATE + 1, max(held)

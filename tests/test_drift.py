@@ -101,46 +101,18 @@ def test_a_step_of_the_arrivals_moves_the_line_not_its_slope():
 
 
 @pytest.mark.parametrize("jitter_ms", [5, 20])
-def test_jitter_and_backlogs_are_never_taken_for_a_step(jitter_ms):
+def test_jitter_and_stalls_are_never_taken_for_a_step(jitter_ms):
     """Ten minutes of arrivals 1000 ppm fast that jitter by up to 20 ms, with
-    a backlog every 10 s (12 packets held up and let go at once): no
-    step, and the slope strays less from the clock's than a loop's that
-    takes every arrival as it comes (a backlog's arrivals say when it was
-    read, not when it came)."""
+    a stall every 10 s that holds 12 packets and lets them go at once: no
+    step, so the line is the loop's own, as without the detector."""
     rng = random.Random(5)
     dll, plain = ArrivalDll(FRAMES, RATE, step_frames=STEP), ArrivalDll(FRAMES, RATE)
     every = 10 * RATE // FRAMES
-    worst = {dll: 0.0, plain: 0.0}  # ppm off the clock's slope, once settled
     for k in range(600 * RATE // FRAMES):
         at = (k + 1) * FRAMES / (1 + 1e-3) + 96 + rng.uniform(0, jitter_ms * MS)
         if k % every < 12:
             at += (12 - k % every) * FRAMES
-        for line in worst:
-            line.update(k * FRAMES, at)
-            if k > every:
-                worst[line] = max(worst[line], abs((line.ratio - 1) * 1e6 - 1000))
+        dll.update(k * FRAMES, at)
+        plain.update(k * FRAMES, at)
     assert dll.steps == 0
-    assert worst[dll] < worst[plain], worst
-
-
-def test_a_backlog_does_not_bend_the_line():
-    """On a calm line, 16 packets held up 43 ms and let go at once: their
-    arrivals say when they were read, not when they came.  The line stays
-    within a few frames of the clock's and its slope within 200 ppm (the
-    first of the backlog pulls as hard as a step may); taken as they came,
-    the backlog bent the slope by thousands."""
-    def arrival(k: int) -> float:
-        return (k + 1) * FRAMES + 96
-
-    lines = ArrivalDll(FRAMES, RATE, step_frames=STEP), ArrivalDll(FRAMES, RATE)
-    for k in range(2000):
-        for line in lines:
-            line.update(k * FRAMES, arrival(k))
-    for k in range(2000, 2016):
-        for line in lines:
-            line.update(k * FRAMES, arrival(2016))
-    dll, plain = lines
-    assert dll.steps == 0
-    assert dll.time_of(2016 * FRAMES) == pytest.approx(arrival(2016), abs=4)
-    assert abs(dll.ratio - 1) < 200e-6, dll.ratio
-    assert abs(plain.ratio - 1) > 1000e-6, plain.ratio  # what it did before
+    assert (dll.ratio, dll.time_of(0)) == (plain.ratio, plain.time_of(0))

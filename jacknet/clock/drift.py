@@ -68,18 +68,11 @@ class ArrivalDll:
         self._run: list[tuple[int, float]] = []
         self._before = (0, 0.0, 0.0)
         self._calm = 0  # in-order packets on the line in a row before the run
-        self._last_arrival = -math.inf
-        self.together = False
-        """The last packet landed together with the one before (a backlog
-        let go at once, or packets sent in one burst): its arrival
-        says when it was read, not when it came, and moves no line."""
 
     def update(self, sender_frame: int, arrival: float) -> float:
         """One packet (in any order; older ones only nudge the line).
         Returns the step the line took with it (see `step_frames`), or 0."""
         self.packets += 1
-        self.together = arrival - self._last_arrival < self.frames / 4
-        self._last_arrival = arrival
         if not self.ready:
             self._s, self._t, self.ready = sender_frame, float(arrival), True
             return 0.0
@@ -88,38 +81,22 @@ class ArrivalDll:
         packets = (sender_frame - self._s) / self.frames
         if packets <= 0:  # reordered or repeated: too old to move the anchor
             return 0.0
-        if self.step_frames is None:
-            self._move(sender_frame, predicted, error, packets)
-            return 0.0
-        if self.together:
-            return 0.0  # its arrival says when it was read, not when it came
-        calm = self._calm >= STEP_PACKETS or bool(self._run)
-        off = abs(error) >= self.step_frames
+        off = self.step_frames is not None and abs(error) >= self.step_frames
         if not off:
             self._run.clear()
             self._calm += 1
         elif not self._run:
-            if self._calm < STEP_PACKETS:
+            calm, self._calm = self._calm, 0
+            if calm < STEP_PACKETS:
                 off = False  # from a line that jitter moves, no step is sure
-            self._calm = 0
             self._before = (self._s, self._t, self._dt)
-        # Off a calm line, an error past the step size is a step (told apart
-        # below) or a backlog, not a measure of the line: it pulls no harder
-        # than that.  The first packet of a 40 ms backlog, pulling with all
-        # of its lateness, bent the slope by a thousand ppm, and the drift
-        # loop ate the margin within seconds.
-        if calm:
-            error = max(-self.step_frames, min(self.step_frames, error))
-        self._move(sender_frame, predicted, error, packets)
+        # Per packet of progress the loop applies its gains once.
+        self._s, self._t = sender_frame, predicted + self._b * error
+        self._dt += self._c * error / max(1.0, packets)
         if not off:
             return 0.0
         self._run.append((sender_frame, arrival))
         return self._step()
-
-    def _move(self, sender_frame: int, predicted: float, error: float, packets: float) -> None:
-        """The loop's step: per packet of progress it applies its gains once."""
-        self._s, self._t = sender_frame, predicted + self._b * error
-        self._dt += self._c * error / max(1.0, packets)
 
     def _step(self) -> float:
         """A step of the arrivals (the receiver's clock jumped against the

@@ -267,8 +267,7 @@ class JitterBuffer:
         its frame was concealed: as a packet that lands after its playout, it
         says the margin is too small."""
         if deadline is not None and self.locked and arrival > deadline:
-            self._partly_late(arrival - deadline, arrival,
-                              self.policy.bunched(arrival, self._frames))
+            self._partly_late(arrival - deadline, arrival)
 
     def insert(self, stream_id: int, timestamp: int, block: np.ndarray, arrival: int,
                measured: bool = True) -> Outcome:
@@ -323,12 +322,11 @@ class JitterBuffer:
             return Outcome.STORED
 
         fresh = end > self._newest_end
-        bunched = first < read_end and self.policy.bunched(arrival, frames)
         # Late replays of old packets must not be able to force a re-sync, so
         # only fresh ones count towards it.  The newest end is taken from
         # packets stored, so one that lies about its place cannot hide the
         # real ones' lateness for longer than the ring is long.
-        if fresh and self.policy.fresh_packet(first < read_end, bunched):
+        if fresh and self.policy.fresh_packet(first < read_end):
             self._relock("packets keep arriving after their playout time")
         # A partly late packet lies inside the playout window, so it cannot be
         # an old replay: count it even if a later packet overtook it.  A fresh
@@ -338,7 +336,7 @@ class JitterBuffer:
         # re-sync under an xrun storm is late again at the next jump, and a
         # 10-minute link re-synced 230 times in a minute.
         if not self._settling and first < read_end and (end > read_end or fresh):
-            self._partly_late(read_end - first, arrival, bunched)
+            self._partly_late(read_end - first, arrival)
         if end <= read_end:
             return Outcome.LATE
         if not fits:
@@ -374,8 +372,8 @@ class JitterBuffer:
         """How early the least early packet of the last few seconds landed."""
         return self.slack.least(self.playout.now) if self.playout.locked else None
 
-    def _partly_late(self, shortfall: int, arrival: int, bunched: bool) -> None:
-        worst = self.policy.partly_late(shortfall, arrival, bunched)
+    def _partly_late(self, shortfall: int, arrival: int) -> None:
+        worst = self.policy.partly_late(shortfall, arrival)
         if worst is None:
             return
         # Grow by what would have made the latest of these packets on time,

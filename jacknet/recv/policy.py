@@ -8,9 +8,8 @@ out; tests drive the same rules with made-up numbers.
   already played mean the mapping is stale (transit grew past the margin).
 * **loosen**: packets that land partly late (or wholly, if no newer one
   came before them), measured exactly against the read position,
-  ``LATE_IN_WINDOW`` times within ``LATE_WINDOW_SECONDS`` (late packets that
-  land together count once: a backlog): the margin is too small,
-  so grow by the worst lateness seen plus a step.  A relock is left
+  ``LATE_IN_WINDOW`` times within ``LATE_WINDOW_SECONDS``: the margin is too
+  small, so grow by the worst lateness seen plus a step.  A relock is left
   for lateness that loosening cannot cover (the ring is out of room).
 * **tighten**: after a relock or a loosening, often made inside a
   disturbance, the slack packets land with is watched over
@@ -58,7 +57,6 @@ class MarginPolicy:
         self._late_run = 0
         self._late_times: list[int] = []
         self._late_worst = 0
-        self._last_late: int | None = None
         self._review_until: int | None = None
         self._review_samples: list[int] = []
         self._reviews_left = 0
@@ -67,33 +65,17 @@ class MarginPolicy:
         """A new measurement of the mapping begins: what was seen no longer counts."""
         self._review_until = None
         self._late_run = 0
-        self._late_times, self._late_worst, self._last_late = [], 0, None
+        self._late_times, self._late_worst = [], 0
 
-    def bunched(self, arrival: int, spacing: int) -> bool:
-        """A late packet landed at ``arrival``: whether it is part of the
-        hiccup of the late one before, having landed within a quarter of
-        ``spacing`` (the frames a packet lasts) of it.  A backlog, packets
-        held up and let go at once, is one hiccup, however many packets it held: counted
-        one by one, a single backlog of 43 ms re-synced a receiver, and with
-        ``--latency auto`` grew the margin by its length for minutes."""
-        together = self._last_late is not None and arrival - self._last_late < spacing / 4
-        self._last_late = arrival
-        return together
-
-    def fresh_packet(self, partly_played: bool, bunched: bool = False) -> bool:
+    def fresh_packet(self, partly_played: bool) -> bool:
         """A packet with audio newer than any before; True: relock now."""
-        if not bunched:
-            self._late_run = self._late_run + 1 if partly_played else 0
+        self._late_run = self._late_run + 1 if partly_played else 0
         return self._late_run >= RELOCK_AFTER_LATE
 
-    def partly_late(self, shortfall: int, arrival: int, bunched: bool = False) -> int | None:
+    def partly_late(self, shortfall: int, arrival: int) -> int | None:
         """A packet landed ``shortfall`` frames after its first frame was due.
         Returns the worst shortfall of the window once the window is full
-        (then starts a new one), else None.  A `bunched` one counts with
-        the hiccup before it."""
-        if bunched and self._late_times:
-            self._late_worst = max(self._late_worst, shortfall)
-            return None
+        (then starts a new one), else None."""
         window = LATE_WINDOW_SECONDS * self.samplerate
         self._late_times = [t for t in self._late_times if arrival - t < window] + [arrival]
         self._late_worst = max(self._late_worst if len(self._late_times) > 1 else 0, shortfall)

@@ -77,16 +77,6 @@ class Stream:
         return out
 
 
-def hold_up(arrivals: list[Arrival], stream: Stream, packets: int, every: int) -> None:
-    """Every ``every`` packets, hold the next ``packets`` up and let them go
-    at once with the one after them: a backlog, as a machine or network
-    hiccup leaves."""
-    for a in arrivals:
-        k = (a.at - stream.frames - stream.transit) // stream.frames
-        if k > every and k % every < packets:
-            a.at = ((k // every) * every + packets + 1) * stream.frames + stream.transit
-
-
 class PipeSim:
     """A receiver: margin ``margin`` frames, period ``period``; a playout ring
     of ``ring`` frames (default: what a receiver with that margin has)."""
