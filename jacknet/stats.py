@@ -144,7 +144,7 @@ class ReceiverStats:
     target_ms: float | None = None
     """Latency aimed at: period + margin + decoding lead (recv.jitter.JitterBuffer)."""
     latency_ms: float | None = None
-    """Latency held: the receiver's period plus the margin it holds now (recv.jitter.JitterBuffer, less clock.bridge.ClockBridge's slews and the steps of the arrivals)."""
+    """Latency held: the receiver's period plus the margin it holds now (recv.jitter.JitterBuffer, less clock.bridge.ClockBridge's slew)."""
     slack_ms: float | None = None
     """How early the least early packet of the last 5 s landed (recv.jitter.SlackWindow)."""
     drift_ppm: float | None = None

@@ -217,11 +217,10 @@ def test_intermittent_lateness_loosens_the_buffer_to_its_target():
 def test_jumps_of_the_receivers_clock_never_use_up_the_ring():
     """Each xrun that makes the receiver's JACK clock jump a period ahead
     makes packets land that much later, and the buffer loosens by it: the
-    audio held stays the same, and so does the latency counted, as the
-    arrivals' line tells each step.  The ring's room is judged by the audio
-    held all the same (a line under jitter tells no step): a 10-minute link
-    under an xrun storm counted 680 ms, refused to grow, and re-synced
-    while it played 4 ms late."""
+    audio held stays the same, though the latency counted since the lock
+    grows by every jump.  The ring's room is judged by the audio held: a
+    10-minute link under an xrun storm counted 680 ms, refused to grow, and
+    re-synced while it played 4 ms late."""
     from jacknet.testing.pipesim import PipeSim, Stream
     seconds, every = 30, RATE // 2 // PERIOD  # a jump every half second
     stream = Stream(frames=N).build(seconds * RATE // N)
@@ -233,10 +232,9 @@ def test_jumps_of_the_receivers_clock_never_use_up_the_ring():
         sim.run([], every)
         held.append(sim.jitter.fill_frames())
     s = sim.stats()
-    assert sim.skipped > sim.playout.capacity // 2  # the sum of the loosens is past the ring
+    assert sim.skipped > sim.playout.capacity // 2  # the latency counted would be past the ring
     assert s.relocks == 0, (s.relocks, s.loosened)
     assert max(held) < 4 * PERIOD, max(held)
-    assert s.latency_ms < 1000 * 4 * PERIOD / RATE, s.latency_ms
 
 
 def test_an_xrun_storm_costs_loosens_never_a_resync_storm():
@@ -250,17 +248,13 @@ def test_an_xrun_storm_costs_loosens_never_a_resync_storm():
     jumps, jump = 50, 2 * PERIOD
     sim = PipeSim(period=PERIOD, margin=48)
     sim.run(Stream(frames=N).build(12 * RATE // N).arrivals(), 2 * RATE // PERIOD)
-    held, apart = [], []
-    audio_gap = sim.jitter.latency_frames() - sim.jitter.fill_frames()
+    held = []
     for _ in range(jumps):
         sim.skip(jump)
         sim.run([], RATE // 10 // PERIOD)
         held.append(sim.jitter.fill_frames())
-        apart.append(sim.jitter.latency_frames() - held[-1] - audio_gap)
     s = sim.stats()
     assert s.relocks == 0, (s.relocks, s.loosened)
-    # The latency counted follows the audio held (the steps are taken out).
-    assert max(abs(a) for a in apart) <= N, max(apart, key=abs)
     assert s.underruns <= jumps * (jump // N + LATE_IN_WINDOW), s.underruns
     assert max(held) < 4 * PERIOD, max(held)
     sim.run([], RATE // PERIOD)

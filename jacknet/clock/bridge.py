@@ -23,7 +23,7 @@ import logging
 import numpy as np
 
 from jacknet.clock.autolatency import AutoLatency
-from jacknet.clock.drift import ArrivalDll, DriftController, DriftStats, jump_frames
+from jacknet.clock.drift import ArrivalDll, DriftController, DriftStats
 from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.mapping import Moved
 from jacknet.recv.outcome import Outcome
@@ -58,8 +58,7 @@ class ClockBridge:
         self.stream_id = stream_id
         self.nominal = sender_rate / receiver_rate  # sender frames per receiver frame
         self.resampler = Resampler(channels, quality)
-        self.dll = ArrivalDll(frames, sender_rate, nominal=self.nominal,
-                              step_frames=jump_frames(jitter.period))
+        self.dll = ArrivalDll(frames, sender_rate, nominal=self.nominal)
         self.controller = DriftController(self.dll, None, jitter.period, receiver_rate,
                                           nominal=self.nominal)
         self.ratio = self.nominal
@@ -71,15 +70,14 @@ class ClockBridge:
         jitter.mapping.on_moved(self._moved)
         self._said_want = 0
 
-    def arrived(self, timestamp: int, arrival: int) -> float:
+    def arrived(self, timestamp: int, arrival: int) -> None:
         """A packet of the stream arrived (any order, duplicates excepted):
         its arrival feeds the clock line and the jitter measurement.  Not
         through `place`: a packet that waited behind a missing one is placed
-        long after it came.  Returns the step the line took, as
-        `ArrivalDll.update`."""
+        long after it came."""
         if self.auto is not None and self.dll.ready:
             self.auto.meter.add(arrival, arrival - self.dll.time_of(timestamp))
-        return self.dll.update(timestamp, arrival)
+        self.dll.update(timestamp, arrival)
 
     def place(self, timestamp: int, block: np.ndarray, arrival: int, measured: bool) -> Outcome:
         """A `Sequencer` sink: one decoded block, in sequence order."""

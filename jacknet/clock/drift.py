@@ -18,18 +18,8 @@ simulated clocks.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass
-
-STEP_PACKETS = 8  # residuals in a row that tell a step of the arrivals
-
-
-def jump_frames(period: int) -> float:
-    """A move of the arrivals or of the playout by more than this, at once,
-    is a jump of a clock (an xrun) or audio lost, not drift or jitter: half
-    a period, at least 32 frames."""
-    return max(32.0, period / 2)
 
 
 class ArrivalDll:
@@ -46,80 +36,33 @@ class ArrivalDll:
     nominal : float
         Sender frames per receiver frame the two rates imply: the slope the
         loop starts from (44.1 kHz into 48 kHz is 9 % away from 1).
-    step_frames : float or None
-        Arrivals this far from the line, ``STEP_PACKETS`` in a row and close
-        together, are a step of the line (see `update`); None: never.
     """
 
     def __init__(self, frames: int, rate: float, bandwidth: float = 0.5,
-                 nominal: float = 1.0, step_frames: float | None = None) -> None:
+                 nominal: float = 1.0) -> None:
         self.frames = frames
         w = 2 * math.pi * bandwidth * frames / rate
         self._b, self._c = math.sqrt(2) * w, w * w
         self.ready = False
         self.packets = 0
-        self.steps = 0
-        self.step_frames = step_frames
         self._s = 0        # sender frame of the anchor
         self._t = 0.0      # its smoothed arrival time (receiver frames)
         self._dt = frames / nominal  # receiver frames per packet
-        # In-order packets (sender frame, arrival) away from the line, in a
-        # row, and the line before the first of them.
-        self._run: list[tuple[int, float]] = []
-        self._before = (0, 0.0, 0.0)
-        self._calm = 0  # in-order packets on the line in a row before the run
 
-    def update(self, sender_frame: int, arrival: float) -> float:
-        """One packet (in any order; older ones only nudge the line).
-        Returns the step the line took with it (see `step_frames`), or 0."""
+    def update(self, sender_frame: int, arrival: float) -> None:
+        """One packet (in any order; older ones only nudge the line)."""
         self.packets += 1
         if not self.ready:
             self._s, self._t, self.ready = sender_frame, float(arrival), True
-            return 0.0
+            return
         predicted = self.time_of(sender_frame)
         error = arrival - predicted
         packets = (sender_frame - self._s) / self.frames
         if packets <= 0:  # reordered or repeated: too old to move the anchor
-            return 0.0
-        off = self.step_frames is not None and abs(error) >= self.step_frames
-        if not off:
-            self._run.clear()
-            self._calm += 1
-        elif not self._run:
-            calm, self._calm = self._calm, 0
-            if calm < STEP_PACKETS:
-                off = False  # from a line that jitter moves, no step is sure
-            self._before = (self._s, self._t, self._dt)
+            return
         # Per packet of progress the loop applies its gains once.
         self._s, self._t = sender_frame, predicted + self._b * error
         self._dt += self._c * error / max(1.0, packets)
-        if not off:
-            return 0.0
-        self._run.append((sender_frame, arrival))
-        return self._step()
-
-    def _step(self) -> float:
-        """A step of the arrivals (the receiver's clock jumped against the
-        sender's in an xrun, or the route changed) is neither drift nor
-        jitter: ``STEP_PACKETS`` packets in a row beyond `step_frames` from
-        the line, within half of it of each other, after as many on it.
-        The line then moves by their median from where it was before them,
-        its slope as it was; left to the loop, a step bent the slope by a
-        thousand ppm for seconds.  Only from a calm line: one that jitter
-        moves sits wherever the last packets pulled it, and the end of the
-        jitter would read as a step back that no step forth matched."""
-        s, t, dt = self._before
-        residuals = [a - t - (f - s) * dt / self.frames for f, a in self._run]
-        if max(residuals) - min(residuals) > self.step_frames / 2:
-            self._run.clear()  # spread, not a step: begin again from the line now
-            return 0.0
-        if len(self._run) < STEP_PACKETS:
-            return 0.0
-        shift = statistics.median(residuals)
-        self._s, self._t, self._dt = s, t + shift, dt
-        self._run.clear()
-        self.steps += 1
-        return shift
 
     def time_of(self, sender_frame: float) -> float:
         """Smoothed receiver time at which ``sender_frame`` arrives."""
@@ -193,7 +136,7 @@ class DriftController:
         self.settle_cycles = round(settle_seconds * rate / period)
         self.lock_packets = max(2, round(lock_seconds * rate / dll.frames))
         self.resync_frames = resync_frames
-        self.jump_frames = jump_frames(period)
+        self.jump_frames = max(32.0, period / 2)
         self.stats = DriftStats()
         self.locked = False
         self._integral = 0.0

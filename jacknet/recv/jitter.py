@@ -122,11 +122,10 @@ class JitterBuffer:
         self.locks = 0
         self.transit: int | None = None   # the transit the mapping allows for now
         self._locked_transit = 0          # ... and at the last lock
-        # Frames the latency held lost since the last lock (negative: gained)
-        # with no move of the mapping: a clock bridge's resampling, and steps
-        # of the arrivals.  The audio held moves by them, and the ring's room
-        # is the audio held.
-        self._unmapped = 0.0
+        # Frames a clock bridge took off the latency by resampling since the
+        # last lock (negative: added).  The mapping does not move for them,
+        # but the audio held does, and the ring's room is the audio held.
+        self._slewed = 0.0
         self._next_index = playout.capacity  # a new stream starts beyond any old stamp
         self._newest_end = 0
         self._settling = True
@@ -170,7 +169,7 @@ class JitterBuffer:
             self.want_margin(margin_for(spread, self.samplerate))
         self.locks += 1
         self._locked_transit = d
-        self._unmapped = 0.0  # a fresh lock measures the margin afresh
+        self._slewed = 0.0  # a fresh lock measures the margin afresh
         self._settling = False
         self._set_transit(d, Move.LOCK)
         if self._review_after_lock:
@@ -221,22 +220,12 @@ class JitterBuffer:
         this plus the network's few frames)."""
         if self.transit is None or not self.playout.locked:
             return None
-        return self.mapping.offset - self._locked_transit - self._frames - self._unmapped
+        return self.mapping.offset - self._locked_transit - self._frames - self._slewed
 
     def slewed(self, frames: float) -> None:
         """A `ClockBridge` took ``frames`` off the latency held by resampling
         faster (negative: added them by resampling slower)."""
-        self._unmapped += frames
-
-    def stepped(self, frames: float) -> None:
-        """Packets arrive ``frames`` later than they did (earlier: negative)
-        for good, as when the receiver's clock jumps against the sender's in
-        an xrun: the latency held is that much less.  The buffer grows by
-        the lateness if it must, but counted as a loosen alone, every jump
-        of an xrun storm would add to a latency the audio never had (a link
-        said 500 ms while it played 4 ms late, and ``--latency auto``
-        resampled its buffer dry again and again to bring that down)."""
-        self._unmapped += frames
+        self._slewed += frames
 
     def target_frames(self) -> int:
         """The same, as aimed at: period, margin and decoding lead."""
@@ -381,13 +370,12 @@ class JitterBuffer:
         # run the latency away, and never past half the ring, which must
         # still hold the packets that arrive early.  What the ring holds is
         # the lesser of the latency held and the audio buffered ahead of the
-        # playout: the first counts the jumps of the receiver's JACK clock
-        # (an xrun's) that no step of the arrivals told, as under jitter,
-        # as latency the audio never was (a 10-minute link under an xrun
-        # storm said 680 ms and could grow no more while it played 4 ms
-        # late); the second counts a forged packet far ahead.
+        # playout: the first counts every jump of the receiver's JACK clock
+        # (an xrun's) as latency, which the audio never was (a 10-minute
+        # link under an xrun storm said 680 ms and could grow no more while
+        # it played 4 ms late); the second counts a forged packet far ahead.
         step = round(LOOSEN_STEP_SECONDS * self.samplerate)
-        held = max(0, min(math.ceil(self.latency_frames() or 0), self.fill_frames()))
+        held = min(math.ceil(self.latency_frames() or 0), self.fill_frames())
         grow = min(worst + step, self.playout.capacity // 2 - held)
         if grow <= 0:
             log.warning("packets keep landing up to %d frames late, and the buffer "

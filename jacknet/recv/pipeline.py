@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from jacknet.clock.bridge import ClockBridge
-from jacknet.clock.drift import ArrivalDll, jump_frames
 from jacknet.clock.resample import DEFAULT_QUALITY
 from jacknet.codecs import make_decoder
 from jacknet.errors import JacknetError, MalformedPacket
@@ -113,21 +112,16 @@ class LossCounter:
 
 
 class _Stream:
-    """What one stream id needs: its format, decoder, sequencer and bridge,
-    and the line its arrivals follow (the bridge's, or one of its own that
-    only tells steps)."""
+    """What one stream id needs: its format, decoder, sequencer and bridge."""
 
     def __init__(self, header: protocol.Header, sequencer: Sequencer,
-                 bridge: ClockBridge | None, timeline: Timeline, period: int) -> None:
+                 bridge: ClockBridge | None, timeline: Timeline) -> None:
         self.stream_id = header.stream_id
         self.format = (header.codec, header.channels, header.frames, header.sample_rate)
         self.sequencer = sequencer
         self.bridge = bridge
         self.timeline = timeline
         self.heard = HeardTransport(header.sample_rate)
-        self.arrived = bridge.arrived if bridge is not None else ArrivalDll(
-            header.frames, header.sample_rate, step_frames=jump_frames(period)).update
-        """Feed an arrival to the line; returns the step it took (`ArrivalDll.update`)."""
 
 
 class StreamPipeline:
@@ -245,10 +239,9 @@ class StreamPipeline:
                 self.jitter.missed(self.deadline(header.timestamp), arrival)
         elif outcome is Outcome.DUPLICATE:
             self.stats.duplicate += 1
+        if stream.bridge is not None and outcome is not Outcome.DUPLICATE:
+            stream.bridge.arrived(header.timestamp, arrival)
         if outcome is not Outcome.DUPLICATE:
-            step = stream.arrived(header.timestamp, arrival)
-            if step:
-                self.jitter.stepped(step)
             stream.heard.add(header.timestamp, header.jack_transport_state,
                              header.jack_transport_frame, header.jack_transport_epoch, block)
         self.loss.count(header.stream_id, header.seq, outcome is Outcome.DUPLICATE)
@@ -299,7 +292,7 @@ class StreamPipeline:
         sequencer = Sequencer(decoder, header.channels, header.frames, header.sample_rate,
                               sink, self.decoding, ordered=bridge is not None,
                               malformed=self.stats.malformed)
-        return _Stream(header, sequencer, bridge, timeline, jb.period)
+        return _Stream(header, sequencer, bridge, timeline)
 
     def _need_margin(self, header: protocol.Header, ordered: bool) -> None:
         """Reviving from a copy or from FEC means waiting one packet for it; a
