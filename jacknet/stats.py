@@ -128,7 +128,7 @@ class ReceiverStats:
     tightened: int = 0
     """Latency brought back down after a disturbance (recv.jitter.JitterStats)."""
     loosened: int = 0
-    """Buffer grown because packets kept landing late (recv.jitter.JitterStats)."""
+    """Buffer grown because packets kept landing partly late (recv.jitter.JitterStats)."""
     xruns: int = 0
     """JACK xruns seen by this client (rt.binding.JackClient)."""
     outages: int = 0

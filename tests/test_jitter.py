@@ -224,39 +224,19 @@ def test_jumps_of_the_receivers_clock_never_use_up_the_ring():
     from jacknet.testing.pipesim import PipeSim, Stream
     seconds, every = 30, RATE // 2 // PERIOD  # a jump every half second
     stream = Stream(frames=N).build(seconds * RATE // N)
+    arrivals = stream.arrivals()
     sim = PipeSim(period=PERIOD, margin=48, ring=8192)
-    sim.run(stream.arrivals(), 2 * RATE // PERIOD)
+    sim.run(arrivals, 2 * RATE // PERIOD)
     held = []
     for _ in range(2 * (seconds - 3)):
+        now = sim.out.shape[1] + sim.skipped
         sim.skip(PERIOD)
+        for a in arrivals:  # stamped by the receiver's clock: later by the jump from now on
+            if a.at > now:
+                a.at += PERIOD
         sim.run([], every)
         held.append(sim.jitter.fill_frames())
     s = sim.stats()
     assert sim.skipped > sim.playout.capacity // 2  # the latency counted would be past the ring
     assert s.relocks == 0, (s.relocks, s.loosened)
     assert max(held) < 4 * PERIOD, max(held)
-
-
-def test_an_xrun_storm_costs_loosens_never_a_resync_storm():
-    """Jumps of two periods, more than a packet (so packets land wholly
-    late), ten times a second for five seconds: the buffer grows by each
-    jump, and each costs the audio the jump skipped and the packets that
-    tell it.  A 10-minute link under such a storm re-synced 230 times in a
-    minute, each re-sync a gap of 40 ms."""
-    from jacknet.recv.policy import LATE_IN_WINDOW
-    from jacknet.testing.pipesim import PipeSim, Stream
-    jumps, jump = 50, 2 * PERIOD
-    sim = PipeSim(period=PERIOD, margin=48)
-    sim.run(Stream(frames=N).build(12 * RATE // N).arrivals(), 2 * RATE // PERIOD)
-    held = []
-    for _ in range(jumps):
-        sim.skip(jump)
-        sim.run([], RATE // 10 // PERIOD)
-        held.append(sim.jitter.fill_frames())
-    s = sim.stats()
-    assert s.relocks == 0, (s.relocks, s.loosened)
-    assert s.underruns <= jumps * (jump // N + LATE_IN_WINDOW), s.underruns
-    assert max(held) < 4 * PERIOD, max(held)
-    sim.run([], RATE // PERIOD)
-    end = sim.out.shape[1]
-    assert sim.exact(end - RATE // 2, end)

@@ -70,7 +70,7 @@ class JitterStats:
     tightened: int = 0
     """Latency brought back down once a disturbance had passed."""
     loosened: int = 0
-    """Buffer grown because packets kept landing late."""
+    """Buffer grown because packets kept landing partly late."""
 
 
 @dataclass
@@ -310,21 +310,15 @@ class JitterBuffer:
             self._lock()
             return Outcome.STORED
 
-        fresh = end > self._newest_end
         # Late replays of old packets must not be able to force a re-sync, so
         # only fresh ones count towards it.  The newest end is taken from
         # packets stored, so one that lies about its place cannot hide the
         # real ones' lateness for longer than the ring is long.
-        if fresh and self.policy.fresh_packet(first < read_end):
+        if end > self._newest_end and self.policy.fresh_packet(first < read_end):
             self._relock("packets keep arriving after their playout time")
         # A partly late packet lies inside the playout window, so it cannot be
-        # an old replay: count it even if a later packet overtook it.  A fresh
-        # one wholly late (the buffer ran dry: the receiver's clock jumped
-        # ahead in an xrun, or the path slowed by more than a packet) counts
-        # too, and the buffer grows by the lateness instead of re-syncing: a
-        # re-sync under an xrun storm is late again at the next jump, and a
-        # 10-minute link re-synced 230 times in a minute.
-        if not self._settling and first < read_end and (end > read_end or fresh):
+        # an old replay: count it even if a later packet overtook it.
+        if not self._settling and first < read_end < end:
             self._partly_late(read_end - first, arrival)
         if end <= read_end:
             return Outcome.LATE

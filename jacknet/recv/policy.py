@@ -6,11 +6,9 @@ out; tests drive the same rules with made-up numbers.
 
 * **relock**: this many fresh packets in a row whose first frames were
   already played mean the mapping is stale (transit grew past the margin).
-* **loosen**: packets that land partly late (or wholly, if no newer one
-  came before them), measured exactly against the read position,
-  ``LATE_IN_WINDOW`` times within ``LATE_WINDOW_SECONDS``: the margin is too
-  small, so grow by the worst lateness seen plus a step.  A relock is left
-  for lateness that loosening cannot cover (the ring is out of room).
+* **loosen**: packets that land partly late, measured exactly against the
+  read position, ``LATE_IN_WINDOW`` times within ``LATE_WINDOW_SECONDS``:
+  the margin is too small, so grow by the worst lateness seen plus a step.
 * **tighten**: after a relock or a loosening, often made inside a
   disturbance, the slack packets land with is watched over
   ``REVIEW_WINDOWS`` windows of ``REVIEW_SECONDS``; in the first window

@@ -95,12 +95,7 @@ class PipeSim:
 
     def skip(self, frames: int) -> None:
         """The receiver's JACK clock jumps ``frames`` ahead, as after an xrun:
-        its later cycles, and the arrivals not yet fed (stamped by that clock),
-        are that much later."""
-        now = self.out.shape[1] + self.skipped
-        for a in self._pending:
-            if a.at > now:
-                a.at += frames
+        its later cycles, and arrivals stamped from then on, are that much later."""
         self.skipped += frames
 
     def run(self, arrivals: list[Arrival], cycles: int) -> "PipeSim":
@@ -133,9 +128,8 @@ class PipeSim:
         return self.playout.offset + self.jitter.mapping.base
 
     def expected(self, codec: str, start: int, stop: int) -> np.ndarray:
-        """What the output should hold over [start, stop), played ``delay`` late
-        (output frames since the last `skip`: the clock is that much ahead)."""
-        return signal(codec, self.channels, start + self.skipped - self.delay(), stop - start)
+        """What the output should hold over [start, stop), played ``delay`` late."""
+        return signal(codec, self.channels, start - self.delay(), stop - start)
 
     def exact(self, start: int, stop: int, codec: str = "float32") -> bool:
         return np.array_equal(self.out[:, start:stop], self.expected(codec, start, stop))
