@@ -262,12 +262,36 @@ def test_demo_runs_and_shows_audio_flowing():
                         "--server-name", "jacknet-test-demo"],
                        capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stderr
-    recv = [line for line in r.stdout.splitlines() if line.startswith("recv:")]
-    check = [line for line in r.stdout.splitlines() if line.startswith("check:")]
-    assert recv and " packets=0 " not in recv[-1]
-    assert check and "delay=" in check[-1], r.stdout
-    # Two seconds bit-exact at some point of the run: the demo's 2 ms margin on a
-    # machine busy with the rest of the suite may fade over a dropout now and then.
-    exact_for = max(float(line.split("exact_for=")[1].split("s")[0]) for line in check
-                    if "exact_for=" in line)
-    assert exact_for >= 2.0, r.stdout
+    lines = r.stdout.splitlines()
+    recv = [_fields(line) for line in lines if line.startswith("recv:")]
+    send = [_fields(line) for line in lines if line.startswith("send:")]
+    check = [_fields(line) for line in lines if line.startswith("check:")]
+    assert recv and recv[-1]["packets"] > 0, r.stdout
+    assert check and "delay" in check[-1], r.stdout
+    # Every mismatch is a disturbance the demo counted: the demo's 2 ms margin on a
+    # machine busy with the rest of the suite may fade over an xrun now and then
+    # (one fresh-clone run: 9 xruns and 4 underruns in 6 s).  A mismatch is
+    # judged against the counts printed around it, one line later included,
+    # since the check polls its recording after the stats are printed.
+    disturbed = [0] + [sum(rv[k] for k in DEMO_DISTURBANCES) + sd["xruns"] + sd["dropped_frames"]
+                       for rv, sd in zip(recv, send)]
+    mismatched = [0] + [c.get("mismatched_frames", 0) for c in check]
+    for i in range(1, len(mismatched)):
+        if mismatched[i] > mismatched[i - 1]:
+            assert disturbed[min(i + 1, len(disturbed) - 1)] > disturbed[i - 1], r.stdout
+
+
+# What the demo's receiver counts when something outside the link disturbed it.
+DEMO_DISTURBANCES = ("xruns", "late", "lost", "underruns", "relocks", "concealed_frames")
+
+
+def _fields(line: str) -> dict[str, float]:
+    """``key=value`` pairs of one stats line, numbers only (``delay=237 frames`` too)."""
+    out = {}
+    for word in line.split()[1:]:
+        key, _, value = word.partition("=")
+        try:
+            out[key] = float(value.rstrip("s"))
+        except ValueError:
+            continue
+    return out
