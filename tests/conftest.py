@@ -93,8 +93,17 @@ class Listener:
     def renew_check(self) -> None:
         """Judge from now on afresh: a new checker, counters from here."""
         self.checker = self._new_checker()
+        self.mark_start()
+
+    def mark_start(self) -> None:
+        """Count and check from here: what was recorded so far is dropped."""
         self.checker.discard()
         self.stats_at_start = as_dict(self.receiver.stats())
+        self._gaps_at_start = self.capture.discontinuities
+
+    def recorder_gaps(self) -> int:
+        """Cycles the recorder missed since `mark_start` (its server's xruns)."""
+        return self.capture.discontinuities - self._gaps_at_start
 
     def stats_since_start(self) -> dict:
         """Receiver counters over the checked window (after the warm-up)."""
@@ -187,8 +196,7 @@ def run_links(links: list[Link], seconds: float, during=None, warmup: float = WA
     worst hold-up of this process seen meanwhile (`HoldMeter`), in seconds."""
     time.sleep(warmup)
     for link in links:
-        link.checker.discard()
-        link.stats_at_start = as_dict(link.receiver.stats())
+        link.mark_start()
     meter = HoldMeter()
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:

@@ -24,7 +24,9 @@ def assert_exact_tail(link: Link, min_seconds: float) -> None:
         (link.checker.summary(), served)
     assert served >= 0.5 * min_seconds * RATE, (link.checker.summary(), served)
     assert seg.exact == seg.frames, link.checker.summary()
-    assert link.capture.discontinuities == 0
+    # The recorder misses a cycle only when its server does (an xrun the
+    # receiver on the same server counts): then nothing was played either.
+    assert link.recorder_gaps() <= link.stats_since_start()["xruns"], link.recorder_gaps()
     assert link.capture.dropped == 0, "the test's own recorder fell behind its checker"
 
 

@@ -19,7 +19,7 @@ def assert_clean(link, min_snr_db: float, seconds: float = SECONDS) -> None:
     chk = link.checker
     stats = link.stats_since_start()
     assert chk.frames >= (seconds - 0.5) * RATE, chk.summary()
-    assert link.capture.discontinuities == 0 and link.capture.dropped == 0
+    assert link.recorder_gaps() <= stats["xruns"] and link.capture.dropped == 0
     if stats["late"] == 0:
         assert len(chk.delays) == 1, (chk.summary(), chk.delays, stats)
         assert chk.snr_db >= min_snr_db and chk.worst_window_db >= min_snr_db - 6, chk.summary()
