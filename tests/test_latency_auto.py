@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from jacknet.clock.autolatency import GROW_BAND_SECONDS
 from jacknet.testing.jackserver import PrivateServer
 from jacknet.stats import as_dict
 from relay import UdpRelay
@@ -57,9 +58,18 @@ def test_auto_settles_above_the_jitter_and_below_twice_it(jitter_ms):
     assert min(held) - period_ms - lead_ms > jitter_ms, said
     # Up only toward the target (auto grows by resampling when the jitter
     # it measures rises) or by a jump its counters show, never beyond the
-    # target (the slew's rounding aside).
-    assert all(b <= max(a, s["target_ms"]) + 0.05 or s["loosened"] > r["loosened"]
-               for a, b, r, s in zip(held, held[1:], samples, samples[1:])), said
+    # target: the latency held is measured, and it wanders by the drift
+    # loop's error and the measurement's own (auto's grow band covers both).
+    # An xrun is a cause too: the receiver's clock jumps against the
+    # sender's, the buffer loosens by the lateness, and over the next
+    # seconds the drift loop wins the jump back by resampling (by the
+    # period or so, each time; see docs/architecture.md).
+    if "xruns" not in events:
+        wander, ceiling = GROW_BAND_SECONDS * 1000, held[0]
+        for b, r, s in zip(held[1:], samples, samples[1:]):
+            if s["loosened"] > r["loosened"]:
+                ceiling = b
+            assert b <= max(ceiling, s["target_ms"]) + wander, said
     for s in samples:
         # The jitter measured covers the jitter injected (and this machine's
         # own noise, up to 1.5 ms when quiet), and the margin wanted lies

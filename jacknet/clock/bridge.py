@@ -64,6 +64,7 @@ class ClockBridge:
         self.ratio = self.nominal
         self._in_end: int | None = None   # sender frame after the last one resampled
         self._out_end = 0                 # receiver-time frame after the last one produced
+        self._first = 0                   # the sender frame both time lines start at
         self._cycle: int | None = None
         self.auto = AutoLatency(receiver_rate) if auto else None
         self._moves: list[Moved] = []  # told by the mapping, handled at the next cycle
@@ -84,12 +85,14 @@ class ClockBridge:
         if self._in_end is None:
             # The receiver's time line starts where the sender's is: the jitter
             # buffer took its base from this stream's first timestamp.
-            self._out_end = timestamp
+            self._out_end = self._first = timestamp
         out = self.resampler.process(block, 1 / self.ratio)
         self._in_end = timestamp + block.shape[1]
         start, self._out_end = self._out_end, self._out_end + out.shape[1]
         if not out.shape[1]:
             return Outcome.STORED  # the resampler's first call fills its filter
+        self.jitter.resampled((self._in_end - self._first) / self.nominal
+                              - (self._out_end - self._first))
         return self.jitter.insert(self.stream_id, start, out, arrival, measured)
 
     def _sender_frame(self, out_time: float) -> float:
@@ -142,8 +145,6 @@ class ClockBridge:
                 self._say_want(jb.margin.wanted, self.auto.want)
                 jb.want_margin(self.auto.want)
         self.ratio, _ = self.controller.step(now, read, slew)
-        if slew:
-            jb.slewed(slew * jb.period)
 
     def _moved(self, move: Moved) -> None:
         self._moves.append(move)

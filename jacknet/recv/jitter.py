@@ -36,6 +36,7 @@ from jacknet.recv.mapping import ClockMapping, Move
 from jacknet.recv.outcome import Outcome
 from jacknet.recv.policy import TIGHTEN_FRAMES, MarginPolicy, low_transit
 from jacknet.recv.slack import SlackWindow
+from jacknet.recv.transit import TransitWindow
 from jacknet.rt.engines import Playout
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ SWITCH_SECONDS = 0.25   # a stream silent this long yields to a new one
 # wake, decode and write); the buffer adds it to the latency of such streams.
 DECODE_LEAD_SECONDS = 0.001
 SLACK_WINDOW_SECONDS = 5.0  # `slack` is the least over this much recent time
+TRANSIT_WINDOW_SECONDS = 2.0  # the latency held is measured over this much
 RELOCK_AFTER_OVERRUN = 4    # packets beyond the ring in a row that re-sync it
 LOOSEN_STEP_SECONDS = 0.001  # a loosening grows by the lateness seen and this much
 
@@ -118,14 +120,16 @@ class JitterBuffer:
         self.margin = Margin(margin)
         self.stats = JitterStats()
         self.slack = SlackWindow(SLACK_WINDOW_SECONDS, samplerate)
+        self.transits = TransitWindow(TRANSIT_WINDOW_SECONDS, samplerate)
         self.stream_id: int | None = None
         self.locks = 0
         self.transit: int | None = None   # the transit the mapping allows for now
         self._locked_transit = 0          # ... and at the last lock
-        # Frames a clock bridge took off the latency by resampling since the
-        # last lock (negative: added).  The mapping does not move for them,
-        # but the audio held does, and the ring's room is the audio held.
-        self._slewed = 0.0
+        # Frames fewer than nominal a clock bridge has made of the stream by
+        # resampling (negative: more), now and at the last lock.  The mapping
+        # does not move for them, but the audio held does.
+        self._shortfall = 0.0
+        self._locked_shortfall = 0.0
         self._next_index = playout.capacity  # a new stream starts beyond any old stamp
         self._newest_end = 0
         self._settling = True
@@ -145,6 +149,7 @@ class JitterBuffer:
 
     def _start_stream(self, stream_id: int, timestamp: int) -> None:
         self.stream_id = stream_id
+        self._shortfall = 0.0  # a new stream's bridge (if it has one) starts afresh
         self.mapping.start(timestamp, self._next_index)
         self._newest_end = 0
         self._overrun_run = 0
@@ -169,7 +174,8 @@ class JitterBuffer:
             self.want_margin(margin_for(spread, self.samplerate))
         self.locks += 1
         self._locked_transit = d
-        self._slewed = 0.0  # a fresh lock measures the margin afresh
+        self._locked_shortfall = self._shortfall
+        self.transits.clear()  # a fresh lock measures afresh
         self._settling = False
         self._set_transit(d, Move.LOCK)
         if self._review_after_lock:
@@ -214,18 +220,23 @@ class JitterBuffer:
         return self.playout.locked and not self._settling
 
     def latency_frames(self) -> float | None:
-        """The receiver's share of the link's latency: its period plus the
-        margin actually held, grown or tightened since the lock, less what
-        resampling took off (on one JACK server, the whole link's delay is
-        this plus the network's few frames)."""
+        """The receiver's share of the link's latency: how long a packet of
+        the low transit waits in the buffer (its period plus the margin
+        actually held; on one JACK server, the whole link's delay is this
+        plus the network's few frames).  The transit is the last seconds'
+        (`TransitWindow`), with resampling taken out so that it counts at
+        once; just after a lock, the lock's."""
         if self.transit is None or not self.playout.locked:
             return None
-        return self.mapping.offset - self._locked_transit - self._frames - self._slewed
+        live = self.transits.low
+        transit = self._locked_transit - self._locked_shortfall if live is None else live
+        return self.mapping.offset - transit - self._frames - self._shortfall
 
-    def slewed(self, frames: float) -> None:
-        """A `ClockBridge` took ``frames`` off the latency held by resampling
-        faster (negative: added them by resampling slower)."""
-        self._slewed += frames
+    def resampled(self, shortfall: float) -> None:
+        """A `ClockBridge` has made ``shortfall`` frames fewer of the stream
+        than its nominal rate would have (negative: more), so its packets land
+        that much later on the ring's time line, and wait that much less."""
+        self._shortfall = shortfall
 
     def target_frames(self) -> int:
         """The same, as aimed at: period, margin and decoding lead."""
@@ -333,11 +344,18 @@ class JitterBuffer:
         self._overrun_run = 0
         pl.write(first, block)
         self._newest_end = max(self._newest_end, end)
+        # Resampling faster makes packets land later on the ring's time
+        # line: latency taken off, which `_shortfall` counts at once.
+        self.transits.add(arrival, arrival - end - self._shortfall)
         slack = first - read_end
         tighten = self.policy.review(slack, arrival, self.margin.total)
+        # Grown inside a disturbance that outlasted a review: by the moves
+        # since the lock, not by the latency measured, which may sit above
+        # the target on a path calmer now than at the lock, where a move
+        # would cost a crossfade for nothing.
         if tighten is None and not self.auto and not self.policy.reviewing \
-                and self.latency_frames() > self.target_frames() + TIGHTEN_FRAMES:
-            self.policy.start_review(arrival)  # grown inside a disturbance that outlasted a review
+                and self.transit - self._locked_transit > TIGHTEN_FRAMES:
+            self.policy.start_review(arrival)
         if tighten is not None:
             log.info("path calmer again: latency down by %d frames", tighten)
             self.stats.tightened += 1

@@ -95,7 +95,12 @@ class PipeSim:
 
     def skip(self, frames: int) -> None:
         """The receiver's JACK clock jumps ``frames`` ahead, as after an xrun:
-        its later cycles, and arrivals stamped from then on, are that much later."""
+        its later cycles, and arrivals stamped from then on (those given to
+        `run` already included), are that much later."""
+        now = self.out.shape[1] + self.skipped
+        for a in self._pending:
+            if a.at > now:
+                a.at += frames
         self.skipped += frames
 
     def run(self, arrivals: list[Arrival], cycles: int) -> "PipeSim":
