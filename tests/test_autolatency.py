@@ -163,32 +163,26 @@ def test_the_latency_shown_after_a_relock_is_the_new_margin_not_less(monkeypatch
     assert shown and min(shown) >= PERIOD, min(shown)
 
 
-def test_loosens_that_auto_took_back_off_leave_the_ring_its_room(monkeypatch):
-    """Hiccups, each making the buffer loosen, and each loosen taken back
-    off by auto's resampling: the ring's room is judged by the latency held,
-    not by the sum of every loosen since the lock.  A 10-minute link
-    re-synced (a gap) once that sum reached half its ring, while it held
-    a few ms.  Shrinking sped up and a small ring, to get there in 90 s."""
+def test_loosens_that_auto_took_back_off_leave_the_ring_its_room():
+    """A jump of the receiver's clock every half second for 40 s, each
+    making the buffer loosen by the lateness, which the audio held never
+    grows by: the ring's room is judged by the latency held, not by the sum
+    of every loosen since the lock.  A 10-minute link re-synced (a gap) once
+    that sum reached half its ring, while it held a few ms."""
     from jacknet.testing.pipesim import PipeSim, Stream
-    monkeypatch.setattr(autolatency, "SHRINK_PPM", 20000.0)
-    monkeypatch.setattr(autolatency, "HOLD_SECONDS", 0.5)
-    ring, seconds, every = 8192, 90, 10 * RATE // FRAMES
+    ring, seconds, every = 4096, 40, RATE // 2 // PERIOD
     stream = Stream(frames=FRAMES).build(seconds * RATE // FRAMES)
-    arrivals = stream.arrivals()
-    for a in arrivals:  # every 10 s a dozen packets held up, then let go at once
-        k = (a.at - FRAMES - stream.transit) // FRAMES
-        if k > every and k % every < 12:
-            a.at += 600 - (k % every) * FRAMES // 2
     sim = PipeSim(period=PERIOD, margin=0, auto=True, ring=ring)
-    sim.run(arrivals, 5 * RATE // PERIOD)
+    sim.run(stream.arrivals(), 3 * RATE // PERIOD)
     locked_transit, held = sim.jitter.transit, []
-    for _ in range(seconds - 6):
-        sim.run([], RATE // PERIOD)
-        held.append(sim.stats().latency_ms)
+    for _ in range(2 * (seconds - 4)):
+        sim.skip(PERIOD)
+        sim.run([], every)
+        held.append(sim.jitter.fill_frames())
     s = sim.stats()
     assert sim.jitter.transit - locked_transit > ring // 2, "loosened less than the test needs"
-    assert s.relocks == 0 and s.underruns == 0, (s.relocks, s.underruns, s.loosened)
-    assert max(held) < 25, max(held)  # 600 frames late is 12.5 ms; auto's margin covers it
+    assert s.relocks == 0, (s.relocks, s.loosened)
+    assert max(held) < ring // 4, max(held)
 
 
 def test_after_an_xrun_storm_auto_steers_by_the_audio_held():
