@@ -198,15 +198,11 @@ def test_after_an_xrun_storm_auto_steers_by_the_audio_held():
     sim.run(stream.arrivals(), 5 * RATE // PERIOD)
     jb = sim.jitter
     calm = jb.latency_frames()
-    gap = calm - jb.fill_frames()  # the period, less the arrival phase: the same every cycle
-    for _ in range(20):
-        sim.skip(PERIOD)
-        sim.run([], RATE // 10 // PERIOD)
-    loosened, apart = jb.stats.loosened, []
+    gap = calm - jb.fill_frames()  # the period, less the arrival phase
+    sim.storm(20, RATE // 10 // PERIOD)
+    loosened = jb.stats.loosened
     assert loosened >= 5, "loosened less than the test needs"
-    for _ in range(90):
-        sim.run([], RATE // PERIOD)
-        apart.append(jb.latency_frames() - jb.fill_frames() - gap)
+    apart = [a - gap for a in sim.latency_beside_fill(90)]
     s = sim.stats()
     assert s.loosened == loosened and s.underruns == 0, (s.loosened - loosened, s.underruns)
     # Once the measuring window has passed the storm, the latency is the

@@ -103,6 +103,23 @@ class PipeSim:
                 a.at += frames
         self.skipped += frames
 
+    def storm(self, jumps: int, cycles_apart: int) -> None:
+        """An xrun storm: ``jumps`` jumps of the receiver's clock, a period
+        each, ``cycles_apart`` cycles apart."""
+        for _ in range(jumps):
+            self.skip(self.period)
+            self.run([], cycles_apart)
+
+    def latency_beside_fill(self, seconds: int) -> list[float]:
+        """Play ``seconds`` more, and give the latency held less the audio
+        buffered at the end of each second: on a steady stream that is
+        the same every second when the latency is the audio held."""
+        out = []
+        for _ in range(seconds):
+            self.run([], RATE // self.period)
+            out.append(self.jitter.latency_frames() - self.jitter.fill_frames())
+        return out
+
     def run(self, arrivals: list[Arrival], cycles: int) -> "PipeSim":
         """Play ``cycles`` more receiver cycles, feeding each datagram (of
         these and of earlier calls) when its time has come: the network
