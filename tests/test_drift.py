@@ -98,7 +98,7 @@ def test_a_step_the_buffer_grew_by_is_not_won_back(hold):
         if c == int(20 * RATE / PERIOD):
             late = PERIOD
             read -= PERIOD + MS  # the buffer grows, once the first late packets showed it
-            ctl.moved() if hold else ctl.retarget(now, read)
+            (ctl.moved if hold else ctl.retarget)(now, read)
         ratio, jump = ctl.step(now, read)
         read = read if jump is None else jump
         read += PERIOD * ratio

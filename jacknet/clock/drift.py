@@ -182,7 +182,7 @@ class DriftController:
         """Hold the distance there is now; the drift learnt so far stays."""
         self.target = self.dll.frame_at(now) - read
 
-    def moved(self) -> None:
+    def moved(self, now: float, read: float) -> None:
         """The read position was moved on purpose (the jitter buffer grew or
         tightened): hold the ratio at the drift learnt until the arrival line
         has settled, then adopt the distance as it is then.  A buffer grows
@@ -190,8 +190,14 @@ class DriftController:
         jumped in an xrun): the line then follows the later arrivals over a
         second or two, and a loop that held the distance adopted at the move
         would win the jump back by resampling slower, adding it to the
-        latency each time."""
-        self._holding = self.move_settle_cycles
+        latency each time.  While the loop still settles, its drift is no
+        estimate to hold (hundreds of ppm off in the first seconds; held
+        for 2 s, a fresh-clone run drifted 1000 ppm into late packets), so
+        the distance is adopted at once, as before."""
+        if self._cycles < self.settle_cycles:
+            self.retarget(now, read)
+        else:
+            self._holding = self.move_settle_cycles
 
     def _ratio(self, deviation: float) -> float:
         deviation = max(-self.max_dev, min(self.max_dev, deviation))
