@@ -222,10 +222,7 @@ class DriftController:
             if not self._holding:
                 self.retarget(now, read)
             self.stats.loop_error_frames = 0.0
-            ratio = self._ratio(self._integral + slew)
-            self.stats.ratio = ratio
-            self._average(ratio / self.nominal - 1 - slew)
-            return ratio, None
+            return self._apply(self._integral, slew), None
         error = self.dll.frame_at(now) - read - self.target
         if abs(error - self.stats.loop_error_frames) > self.jump_frames:
             # Drift moves the error by a fraction of a frame per cycle; a step
@@ -241,10 +238,15 @@ class DriftController:
         kp, ki = self.fast if self._cycles < self.settle_cycles else self.slow
         self._cycles += 1
         self._integral = max(-self.max_dev, min(self.max_dev, self._integral + ki * error))
-        ratio = self._ratio(self._integral + kp * error + slew)
+        return self._apply(self._integral + kp * error, slew), None
+
+    def _apply(self, deviation: float, slew: float) -> float:
+        """The ratio for a loop ``deviation`` plus the ``slew`` asked for,
+        recorded; the drift reported leaves the slew out."""
+        ratio = self._ratio(deviation + slew)
         self.stats.ratio = ratio
         self._average(ratio / self.nominal - 1 - slew)
-        return ratio, None
+        return ratio
 
     def _average(self, drift: float) -> None:
         """What the link really did over the last seconds: the integral alone
