@@ -76,3 +76,36 @@ def test_without_correction_the_buffer_runs_dry():
         dll.update(k * FRAMES, (k + 1) * FRAMES / (1 - 200e-6) + 96)
     assert abs((dll.ratio - 1) * 1e6 + 200) < 1
     assert 5 * MS / (200e-6 * RATE) == pytest.approx(25)
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_a_step_the_buffer_grew_by_is_not_won_back(hold):
+    """The sender's clock jumps in an xrun: every later packet lands a period
+    later for good, and the jitter buffer grows by that lateness plus a
+    millisecond (it moves the read position back, and tells the loop).  The
+    latency held then stays up by the millisecond only, and the arrival line's
+    own settling does not make the loop win the jump back by resampling
+    slower.  Adopting the distance at the move itself (``hold`` False, as
+    before) added the jump to the latency for good."""
+    dll = ArrivalDll(FRAMES, RATE)
+    ctl = DriftController(dll, PERIOD + 5 * MS, PERIOD, RATE)
+    read, k, late, latency = 0.0, 0, 0, []
+    for c in range(int(40 * RATE / PERIOD)):
+        now = c * PERIOD
+        while (arrival := (k + 1) * FRAMES + 2 * MS + late) <= now:
+            dll.update(k * FRAMES, arrival)
+            k += 1
+        if c == int(20 * RATE / PERIOD):
+            late = PERIOD
+            read -= PERIOD + MS  # the buffer grows, once the first late packets showed it
+            (ctl.moved if hold else ctl.retarget)(now, read)
+        ratio, jump = ctl.step(now, read)
+        read = read if jump is None else jump
+        read += PERIOD * ratio
+        latency.append(now - late - read)  # from the sender's frame to its playout, less the jump
+    before, after = latency[int(19 * RATE / PERIOD)], latency[-1]
+    grew = after - before
+    if hold:
+        assert abs(grew - MS) < 0.1 * MS, grew
+    else:
+        assert grew > MS + PERIOD / 2, grew

@@ -60,9 +60,9 @@ def test_auto_settles_above_the_jitter_and_below_twice_it(jitter_ms):
     # it measures rises) or by a jump its counters show, never beyond the
     # target: the latency held is measured, and it wanders by the drift
     # loop's error and the measurement's own (auto's grow band covers both).
-    # An xrun is a cause too: a cycle either server missed can make packets
-    # land late, and the latency measured moves while its window (2 s) holds
-    # transits from both sides of it.
+    # An xrun is a cause too: the sender's clock jumps against the
+    # receiver's, and the latency measured moves by up to the jump while its
+    # window (2 s) holds transits from both sides of it.
     if "xruns" not in events:
         wander, ceiling = GROW_BAND_SECONDS * 1000, held[0]
         for b, r, s in zip(held[1:], samples, samples[1:]):

@@ -134,7 +134,7 @@ class ClockBridge:
         read = self._sender_frame(jb.mapping.timestamp_at(read_end))
         moves, self._moves[:] = list(self._moves), []
         if moves and self.controller.locked:  # the jitter buffer moved the playout on purpose
-            self.controller.retarget(now, read)
+            self.controller.moved(now, read)
             if self.auto is not None and any(m.old_offset is not None and m.offset > m.old_offset
                                              for m in moves):
                 self.auto.grew(now)

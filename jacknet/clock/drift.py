@@ -93,6 +93,11 @@ class DriftStats:
 
 
 DRIFT_AVERAGE_SECONDS = 10.0
+# After a deliberate move of the read position, how long the loop holds its
+# ratio at the drift learnt before it adopts the distance as it is then: the
+# arrival line needs this long to follow a step of the arrivals (ArrivalDll's
+# 0.5 Hz, its slope bent meanwhile).
+MOVE_SETTLE_SECONDS = 2.0
 
 
 class DriftController:
@@ -137,6 +142,8 @@ class DriftController:
         self.lock_packets = max(2, round(lock_seconds * rate / dll.frames))
         self.resync_frames = resync_frames
         self.jump_frames = max(32.0, period / 2)
+        self.move_settle_cycles = max(1, round(MOVE_SETTLE_SECONDS * rate / period))
+        self._holding = 0  # cycles left before a move's distance is adopted
         self.stats = DriftStats()
         self.locked = False
         self._integral = 0.0
@@ -161,6 +168,7 @@ class DriftController:
         or None when the target is adopted from ``read`` instead."""
         self.locked = True
         self._cycles = 0
+        self._holding = 0
         # Not the DLL's slope: a second after a start it is still off by
         # hundreds of ppm, no better a start than none.
         self._integral = 0.0
@@ -171,9 +179,25 @@ class DriftController:
         return self.dll.frame_at(now) - self.target
 
     def retarget(self, now: float, read: float) -> None:
-        """Hold the distance there is now (the read position was moved on
-        purpose); the drift learnt so far stays."""
+        """Hold the distance there is now; the drift learnt so far stays."""
         self.target = self.dll.frame_at(now) - read
+
+    def moved(self, now: float, read: float) -> None:
+        """The read position was moved on purpose (the jitter buffer grew or
+        tightened): hold the ratio at the drift learnt until the arrival line
+        has settled, then adopt the distance as it is then.  A buffer grows
+        because packets landed late, most often for good (the sender's clock
+        jumped in an xrun): the line then follows the later arrivals over a
+        second or two, and a loop that held the distance adopted at the move
+        would win the jump back by resampling slower, adding it to the
+        latency each time.  While the loop still settles, its drift is no
+        estimate to hold (hundreds of ppm off in the first seconds; held
+        for 2 s, a fresh-clone run drifted 1000 ppm into late packets), so
+        the distance is adopted at once, as before."""
+        if self._cycles < self.settle_cycles:
+            self.retarget(now, read)
+        else:
+            self._holding = self.move_settle_cycles
 
     def _ratio(self, deviation: float) -> float:
         deviation = max(-self.max_dev, min(self.max_dev, deviation))
@@ -193,6 +217,12 @@ class DriftController:
         if not self.locked:
             return self._ratio(self._integral), self.lock(now, read)
         self.target -= slew * self.nominal * self.period
+        if self._holding:
+            self._holding -= 1
+            if not self._holding:
+                self.retarget(now, read)
+            self.stats.loop_error_frames = 0.0
+            return self._apply(self._integral, slew), None
         error = self.dll.frame_at(now) - read - self.target
         if abs(error - self.stats.loop_error_frames) > self.jump_frames:
             # Drift moves the error by a fraction of a frame per cycle; a step
@@ -208,10 +238,15 @@ class DriftController:
         kp, ki = self.fast if self._cycles < self.settle_cycles else self.slow
         self._cycles += 1
         self._integral = max(-self.max_dev, min(self.max_dev, self._integral + ki * error))
-        ratio = self._ratio(self._integral + kp * error + slew)
+        return self._apply(self._integral + kp * error, slew), None
+
+    def _apply(self, deviation: float, slew: float) -> float:
+        """The ratio for a loop ``deviation`` plus the ``slew`` asked for,
+        recorded; the drift reported leaves the slew out."""
+        ratio = self._ratio(deviation + slew)
         self.stats.ratio = ratio
         self._average(ratio / self.nominal - 1 - slew)
-        return ratio, None
+        return ratio
 
     def _average(self, drift: float) -> None:
         """What the link really did over the last seconds: the integral alone
