@@ -32,6 +32,11 @@ from jacknet.stats import RateLimitedLog, as_dict, format_line
 log = logging.getLogger("jacknet")
 
 REBUILD_SECONDS = 1.0  # how often to look for a JACK server that went away
+# A server that refuses a starting daemon is asked this many times, this
+# far apart: one shutting down is gone by then (and waited for), one at its
+# port limit still refuses (and the start fails with its reason).
+FIRST_REFUSALS = 3
+REFUSED_SECONDS = 0.5
 HEALTH_SECONDS = 0.25  # how often to look at the node's health (server gone, format, stall)
 # The worker loops at least every 0.1 s and the process callback runs every
 # period: a node whose either stood still this long is not making progress,
@@ -436,7 +441,11 @@ class Supervisor:
         and a sender's TCP connection up while JACK is away.  A failed
         attempt leaves nothing else open (`Node.start`).  ``first``: the
         daemon's start, where systemd hears READY=1 at the first attempt,
-        JACK or not."""
+        JACK or not.  Only a start that never reached a server gives up
+        (without ``wait_for_jack``): one that was there and refused us is
+        asked again, and if it went away meanwhile (stopped while we
+        started) it is waited for, as if it had gone a moment later."""
+        refusals = 0
         while True:
             node = self.make()
             if link is None:
@@ -453,10 +462,17 @@ class Supervisor:
                 # Refused: the server is there but would not take us (it is
                 # shutting down, or still starting): retried like no server.
                 refused = not isinstance(e, ServerNotRunning)
+                refusals += refused
                 failed = self._server_error
                 if not refused and self._start_server():
                     continue
-                if first and not self.wait_for_jack:
+                if first and not self.wait_for_jack and refused and refusals < FIRST_REFUSALS:
+                    if stop.wait(REFUSED_SECONDS):
+                        link.close()
+                        return None
+                    continue
+                gone = refusals and not refused  # there a moment ago, refused us, gone now
+                if first and not self.wait_for_jack and not gone:
                     link.close()
                     if not refused and self._server_error:
                         raise JacknetError(f"could not start the JACK server: "
@@ -465,6 +481,10 @@ class Supervisor:
                 if refused:
                     log.warning("%s; trying again in %g s", e, self.retry)
                     self._enter("waiting", f"{e}, trying every {self.retry:g} s")
+                elif gone and first:
+                    log.warning("JACK server '%s' went away while we started; waiting for it "
+                                "to come back", node.config.server or "default")
+                    self._waiting(node, link, False, said=failed)
                 else:
                     self._waiting(node, link, first, said=failed)
                 if first:
