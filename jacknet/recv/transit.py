@@ -5,9 +5,9 @@ time line (receiver frames).  The jitter buffer locks on a low percentile of
 it and counts the latency held as ``offset - frames - transit``.  Taken once
 at the lock, that transit goes stale: the sender stamps packets with its
 count of captured frames, which does not advance over a cycle its server
-missed, so each xrun makes every later packet land that much later for good;
-the buffer loosens by it, and the audio held stays the same while a
-count from the lock grows by every jump (ten minutes of an xrun storm counted
+missed, so each xrun of the sender makes every later packet land that much
+later for good; the buffer loosens by it, and the audio held stays the same
+while a count from the lock grows by every jump (ten minutes of an xrun storm counted
 seconds for a buffer of a few milliseconds).  `TransitWindow` measures it
 afresh from the last few seconds of packets instead, so the latency reported,
 and the one ``--latency auto`` steers by, is the audio actually held.
