@@ -86,6 +86,8 @@ class ClockBridge:
             # The receiver's time line starts where the sender's is: the jitter
             # buffer took its base from this stream's first timestamp.
             self._out_end = self._first = timestamp
+        elif timestamp != self._in_end:
+            self._skip(timestamp - self._in_end)
         out = self.resampler.process(block, 1 / self.ratio)
         self._in_end = timestamp + block.shape[1]
         start, self._out_end = self._out_end, self._out_end + out.shape[1]
@@ -94,6 +96,18 @@ class ClockBridge:
         self.jitter.resampled((self._in_end - self._first) / self.nominal
                               - (self._out_end - self._first))
         return self.jitter.insert(self.stream_id, start, out, arrival, measured)
+
+    def _skip(self, gap: int) -> None:
+        """A hole of ``gap`` sender frames that nobody filled (too long to
+        conceal: the decoder started afresh after it).  It stays a hole on
+        the receiver's time line too, for the playout to fade over: closed
+        up, what follows would land ``gap`` early against the clock line,
+        late for the playout, and a jump in the drift loop's distance.  The
+        resampler starts afresh after it, so its first frame out is the
+        first frame after the hole; the frames it held back before the hole
+        (``delay``) are lost with it."""
+        self.resampler.reset()
+        self._out_end += round((gap + self.resampler.delay) / self.ratio)
 
     def _sender_frame(self, out_time: float) -> float:
         """The sender frame that became receiver-time frame ``out_time``."""

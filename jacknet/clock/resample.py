@@ -38,6 +38,11 @@ class Resampler:
         out = self._state.process(np.ascontiguousarray(block.T), ratio, end_of_input=False)
         return np.ascontiguousarray(out.T, dtype=np.float32).reshape(self.channels, -1)
 
+    def reset(self) -> None:
+        """Start afresh: the frames held back are dropped, and the next
+        block's first frame is the first one out."""
+        self._state.reset()
+
 
 _DELAYS: dict[str, int] = {}
 

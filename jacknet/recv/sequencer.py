@@ -238,8 +238,10 @@ class Sequencer:
         while self.ordered and self._next is not None:
             if self._held:
                 gap = min(seq_ahead(s, self._next) for s in self._held)
-                if gap > self._max_conceal:
-                    # Too long to conceal: start afresh at the first packet held.
+                if self._concealed_run + gap > self._max_conceal:
+                    # Too long to conceal (counting what was concealed of it
+                    # already: the rest is past, faded over by the playout):
+                    # start afresh at the first packet held.
                     self.decoder.reset()
                     self.stats.decoder_restarts += 1
                     self._next = (self._next + gap) & 0xFFFFFFFF
