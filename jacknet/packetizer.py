@@ -45,6 +45,7 @@ class Packetizer:
         self.flags = protocol.FLAG_FEC if fec else 0
         self.stream_id = secrets.randbits(32) if stream_id is None else stream_id
         self.packets = 0
+        self.missed = 0
         self.copies_left_out = 0
         self._seq = 0
         self._history: deque[bytes] = deque(maxlen=redundancy)  # newest first
@@ -52,6 +53,15 @@ class Packetizer:
     def gap(self) -> None:
         """The audio does not follow on from the last packet: carry no copies
         across (a copy must be of the packet right before)."""
+        self._history.clear()
+
+    def skip(self) -> None:
+        """Send nothing for the next packet: its audio was never captured (a
+        cycle JACK did not run the sender in).  Its sequence number goes
+        unused, so sequence numbers keep in step with timestamps and the
+        receiver counts it lost and fades over it; no copy crosses the hole."""
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self.missed += 1
         self._history.clear()
 
     def packet(self, timestamp: int, block: np.ndarray, said: Said = NO_TRANSPORT) -> list[bytes]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from typing import Iterator
 
 import numpy as np
 
@@ -33,6 +34,25 @@ from jacknet.stats import TRANSPORT_STATES, SenderStats
 from jacknet.sync.watch import TransportWatch
 
 log = logging.getLogger(__name__)
+
+# Cycles JACK did not run the sender in, up to this long, are filled (and
+# their packets left unsent) rather than closed up; longer, the stream jumps.
+MISSED_FILL_SECONDS = 0.1
+
+
+def cut(cap: Capture, block: np.ndarray) -> Iterator[tuple[int, bool]]:
+    """Read the whole blocks ``cap`` holds into ``block``, one at a time.
+
+    Yields
+    ------
+    position : int
+        The capture position of the block's first frame.
+    missed : bool
+        Whether any of its frames is silence standing in for a cycle JACK
+        did not run the sender in (`Capture.fill_missed_cycles`).
+    """
+    while (pos := cap.read_into(block)) >= 0:
+        yield pos, cap.filled_in(pos, block.shape[1])
 
 
 class Sender(Node):
@@ -99,6 +119,11 @@ class Sender(Node):
                                      stream_id=self.stream_id)
         self.watch = TransportWatch(self.rate, jack_rate, share=not c.no_transport)
         self.capture = self.capture_class(c.channels, capacity=max(32768, 8 * self.frames))
+        if self.converter is None:
+            # Packets are stamped with capture positions: with a missed cycle
+            # filled, they keep counting JACK's clock, and an xrun here is a
+            # hole the receiver fades over, not a step of every later arrival.
+            self.capture.fill_missed_cycles(round(MISSED_FILL_SECONDS * jack_rate))
         self.levels = Levels(self.capture, jack_rate)
         self.jack.run(self.capture)
 
@@ -122,15 +147,17 @@ class Sender(Node):
             cap.wait(0.1)
             self.beats += 1
             self.levels.poll_if_due()
-            while (pos := cap.read_into(block)) >= 0:
+            for pos, missed in cut(cap, block):
                 if pos != expected:
                     self.packetizer.gap()
                 expected = pos + block.shape[1]
-                if self.converter is None:
+                if missed:
+                    self.packetizer.skip()
+                elif self.converter is None:
                     self._send(pos, block, pos)
-                    continue
-                for stamp, frame in self.converter.push(pos, block):
-                    self._send(stamp, frame, round(stamp * self.jack.samplerate / self.rate))
+                else:
+                    for stamp, frame in self.converter.push(pos, block):
+                        self._send(stamp, frame, round(stamp * self.jack.samplerate / self.rate))
 
     def _send(self, timestamp: int, block: np.ndarray, position: int) -> None:
         """Encode one packet's audio (its first frame captured at ``position``)
@@ -164,6 +191,7 @@ class Sender(Node):
             announcements=link.announcements if link else None,
             connected=None if c.transport == "udp" else int(bool(link and link.connected)),
             dropped_frames=cap.dropped if cap else 0,
+            missed_packets=pk.missed if pk else 0,
             clipped=self.encoder.stats.get("clipped") if self.encoder else None,
             xruns=self.jack.xruns if self.jack else 0,
             cycles=cap.cycles if cap else 0,

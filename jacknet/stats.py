@@ -43,6 +43,9 @@ class SenderStats:
     """Sealed: announcements of the stream sent (security.links.SealedSink)."""
     dropped_frames: int = 0
     """Audio the worker could not keep up with, oldest dropped (rt/rt.c, jn_capture)."""
+    missed_packets: int = 0
+    """Packets left unsent: JACK skipped this client's cycles, so their audio
+    was never captured; the receiver counts them lost (packetizer.Packetizer)."""
     clipped: int | None = None
     """int16: samples clipped (codecs.pcm.Int16Encoder)."""
     xruns: int = 0

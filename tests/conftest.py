@@ -145,6 +145,17 @@ class Link(Listener):
             target[0], target[1], channels, f"send-{tag}", f"sig-{tag}:out_.*", codec,
             server=server.name, transport=transport, **sender_options)).start())
 
+    def mark_start(self) -> None:
+        super().mark_start()
+        self._missed_at_start = self.sender.stats().missed_packets
+
+    def stats_since_start(self) -> dict:
+        """As `Listener.stats_since_start`, with ``sender_missed``: packets
+        the sender left unsent meanwhile (cycles its server ran without it),
+        which the receiver can only count lost."""
+        return {**super().stats_since_start(),
+                "sender_missed": self.sender.stats().missed_packets - self._missed_at_start}
+
 
 WARMUP = 1.0  # ports are connected one by one while audio already flows
 # Sender, receiver and checker share this process and its GIL: a hold-up of

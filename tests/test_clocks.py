@@ -25,7 +25,8 @@ def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: fl
     """Record ``seconds`` of the tone after a 6 s warm-up (the drift loop
     settles in about 5); return its frequency, the SNR of every window and
     the receiver's stats, with ``drift_ppm`` averaged over the recording,
-    the sending server's xruns as ``sender_xruns``, the packets that came
+    the sending server's xruns as ``sender_xruns`` and the packets its
+    sender left unsent for them as ``sender_missed``, the packets that came
     late, the underruns and re-syncs while it recorded as
     ``events_while_recorded``, and as ``true_ppm`` how
     far the sender's stamps really ran from the receiver's clock meanwhile
@@ -49,6 +50,7 @@ def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: fl
                                              for k in ("late", "underruns", "relocks"))
         stats["drift_ppm"] = float(np.mean(drift_ppm))
     stats["sender_xruns"] = side["xruns"]
+    stats["sender_missed"] = side["missed_packets"]
     sent = frames_per_second(side["clock"], start, end) / (stamped_rate or sender.rate)
     played = frames_per_second(here) / receiver.rate
     stats["true_ppm"] = 1e6 * (sent / played - 1)
@@ -57,8 +59,9 @@ def link_two_servers(sender: PrivateServer, receiver: PrivateServer, seconds: fl
 
 def drift_tolerance(stats: dict, period: int, seconds: float, rate: int) -> float:
     """How far the drift reported may stray from what the tone shows: 50 ppm,
-    plus a period per cycle a server missed, since the sender's stamps then
-    run on by a period that carried no audio (measured with no xrun: 1-4 ppm)."""
+    plus a period per cycle a server missed, which moves the read or the
+    write position by a period the loop sees as a step (measured with no
+    xrun: 1-4 ppm)."""
     return 50e-6 + (stats["xruns"] + stats["sender_xruns"]) * period / (seconds * rate)
 
 
@@ -122,8 +125,10 @@ def test_a_44k1_sender_at_256_plays_at_1khz_on_a_48k_receiver_at_128():
         assert abs(freq / TONE - 1 - stats["true_ppm"] * 1e-6) < tolerance, (freq, stats)
         assert abs(stats["drift_ppm"] - stats["true_ppm"]) * 1e-6 < tolerance, stats
         assert_no_gap(snrs, stats)
-        # Every frame concealed is a packet that came late (none lost), and rare.
-        assert stats["lost"] == 0 and stats["plc_concealed"] <= stats["late"], stats
+        # Every frame concealed is a packet that came late, or one the sender
+        # never had (a cycle its server ran without it: none other is lost), and rare.
+        assert stats["lost"] <= stats["sender_missed"], stats
+        assert stats["plc_concealed"] <= stats["late"] + stats["lost"], stats
         assert stats["late"] <= stats["packets"] // 20, stats
 
     judged_without_xruns(run, check)

@@ -45,7 +45,8 @@ def test_link_is_exact(jack_servers, links, period, codec):
             assert_exact_tail(link, SECONDS - 0.5)
             assert len(link.checker.segments) == 1, link.checker.segments  # one delay throughout
             stats = link.stats_since_start()  # the same window the audio was checked over
-            assert stats["lost"] == 0 and stats["late"] == 0 and stats["underruns"] == 0, stats
+            assert stats["lost"] <= stats["sender_missed"], stats
+            assert stats["late"] == 0 and stats["underruns"] == 0, stats
             if codec == "float32":
                 assert link.checker.current.max_error == 0.0
 

@@ -77,15 +77,17 @@ def test_redundancy_revives_every_single_loss(jack_servers, links, codec):
     stats = lossy.stats_since_start()
     assert relay.dropped > 100 and stats["lost"] > 50   # 5 % of some 2000, a few before the start
     # A loss is revived from the next packet's copy, unless that packet itself
-    # came after its deadline (this busy process's doing, counted late).
-    assert 0 <= stats["lost"] - stats["revived"] <= stats["late"], stats
-    assert clean.stats_since_start()["lost"] == 0
-    if stats["late"]:
+    # came after its deadline (this busy process's doing, counted late), or
+    # the sender never had it (a cycle its server ran without it: no copy
+    # crosses that hole).
+    assert 0 <= stats["lost"] - stats["revived"] <= stats["late"] + stats["sender_missed"], stats
+    assert clean.stats_since_start()["lost"] <= stats["sender_missed"], stats
+    if stats["late"] or stats["sender_missed"]:
         # A packet this busy process delivered after its deadline (both
         # receivers and the sender share its GIL) is concealed, so the two
         # outputs differ there: every concealment must be such a packet, or
         # a loss whose copy rode in one (a fresh clone's run: 42 concealed,
-        # 37 late, 5 lost and not revived), and rare.
+        # 37 late, 5 lost and not revived), or one the sender never had, and rare.
         unrevived = stats["lost"] - stats["revived"]
         assert stats["plc_concealed"] <= stats["late"] + unrevived, stats
         assert stats["late"] <= stats["packets"] // 20, stats

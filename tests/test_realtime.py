@@ -49,3 +49,31 @@ def test_capture_counts_discontinuities():
     cap.push(64, np.zeros((1, 64), np.float32))
     cap.push(1000, np.zeros((1, 64), np.float32))
     assert cap.discontinuities == 1
+
+
+def test_a_missed_cycle_is_filled_with_silence_so_positions_keep_jack_s_clock():
+    cap = Capture(1, capacity=4096)
+    cap.fill_missed_cycles(256)
+    for c, ft in enumerate((1000, 1064, 1192, 1256)):  # JACK skipped the cycle at 1128
+        cap.push(ft, np.full((1, 64), c + 1, np.float32), jack_transport_state=1,
+                 jack_transport_frame=ft - 1000)
+    out = np.zeros((1, 320), np.float32)
+    assert cap.read_into(out) == 0
+    assert np.array_equal(out[0], np.repeat([1, 2, 0, 3, 4], 64))
+    assert cap.discontinuities == 1 and cap.filled == 64
+    assert [cap.frame_time_at(p) for p in (0, 128, 191, 192, 319)] == [1000, 1128, 1191, 1192, 1319]
+    assert cap.jack_transport_at(130) == (1, 130) and cap.jack_transport_at(200) == (1, 200)
+    # Blocks with any silence in them, and only those.
+    assert [p for p in range(0, 320, 32) if cap.filled_in(p, 32)] == [128, 160]
+    assert cap.filled_in(100, 32) and cap.filled_in(190, 32) and not cap.filled_in(192, 128)
+
+
+def test_a_gap_longer_than_the_fill_or_a_recorder_s_gap_is_left_as_it_is():
+    for fill, ahead in ((0, 64), (128, 192)):
+        cap = Capture(1, capacity=4096)
+        cap.fill_missed_cycles(fill)
+        cap.push(0, np.ones((1, 64), np.float32))
+        cap.push(64 + ahead, np.ones((1, 64), np.float32))
+        assert cap.discontinuities == 1 and cap.filled == 0
+        assert cap.frame_time_at(64) == 64 + ahead
+        assert not cap.filled_in(0, 128)

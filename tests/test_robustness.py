@@ -225,7 +225,7 @@ def test_forged_datagrams_from_the_senders_own_address_leave_it_exact(jack_serve
     stats = as_dict(link.receiver.stats())
     assert stats["strays"] > 500 and stats["internal_errors"] == 0, stats
     assert stats["nonfinite_samples"] == 0 or stats["strays"] > 0, stats
-    assert stats["lost"] == 0 and stats["fill_ms"] < 1000, stats
+    assert stats["lost"] <= link.sender.stats().missed_packets and stats["fill_ms"] < 1000, stats
     segments, seg = link.checker.segments, link.checker.current
     # Never left behind where it locked, and exact again after the forgeries.
     first = next(s for s in segments if s.delay is not None)

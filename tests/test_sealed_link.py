@@ -52,7 +52,8 @@ def test_sealed_links_are_exact_and_clean(jack_servers, links, sealed):
         for link in links[:2]:
             assert_exact_tail(link, seconds - 0.5)
             stats = link.stats_since_start()
-            assert stats["lost"] == stats["auth_failures"] == stats["replays"] == 0, stats
+            assert stats["lost"] <= stats["sender_missed"], stats
+            assert stats["auth_failures"] == stats["replays"] == 0, stats
         assert links[0].checker.current.max_error == 0.0
         assert_clean(opus, 18.0, seconds)
 
@@ -133,7 +134,7 @@ def test_forgeries_on_the_path_reach_nothing_and_move_nothing(jack_servers, link
     assert stats["announcements"] == 1, stats  # the real stream's; neither forged one
     # Nothing of it got past the opener: the pipeline saw the real stream only.
     assert stats["strays"] == stats["foreign"] == stats["leaps"] == 0, stats
-    assert stats["malformed"] == {} and stats["lost"] == 0, stats
+    assert stats["malformed"] == {} and stats["lost"] <= link.sender.stats().missed_packets, stats
     # The mapping moves only where the machine held this process or JACK up
     # (a fresh clone's run: 29 relocks, 80-98 ms hold-ups, 250 xruns).
     assert stats["relocks"] == 0 or hold >= HOLD_LIMIT or stats["xruns"], (hold, stats)

@@ -202,6 +202,7 @@ def test_sighup_changes_the_latency_live_and_names_what_needs_a_restart(systemd,
                                               - before["latency_ms"] - 15) < 1, 5), \
                     _moves(before, query(sock)["stats"])
                 after = query(sock)["stats"]
+                missed = sender.stats().missed_packets
         finally:
             daemon.terminate()
             _, err = daemon.communicate(timeout=10)
@@ -210,7 +211,8 @@ def test_sighup_changes_the_latency_live_and_names_what_needs_a_restart(systemd,
     assert "reload: kept as they were" in err and "channels (needs a restart)" in err, err
     # Same stream, same lock: the move was no re-sync and lost nothing.
     shown = {k: (before[k], after[k]) for k in ("packets", "relocks", "lost", "late", "xruns")}
-    assert after["relocks"] == before["relocks"] and after["lost"] == 0, shown
+    assert after["relocks"] == before["relocks"], shown
+    assert after["lost"] <= missed, (shown, missed)  # only packets the sender never had
 
 
 def test_the_status_says_when_packets_stop_and_when_they_come_back(systemd, caplog):

@@ -31,7 +31,7 @@ GAUGES = {
 COUNTERS = {
     "recv": ("packets", "lost", "late", "revived", "fec_recovered", "plc_concealed",
              "concealed_frames", "underruns", "outages", "xruns"),
-    "send": ("packets", "dropped_frames", "send_errors", "queue_dropped", "xruns"),
+    "send": ("packets", "dropped_frames", "missed_packets", "send_errors", "queue_dropped", "xruns"),
 }
 # Counters whose growth is an event of its own: counter -> event kind.
 COUNTER_EVENTS = {"xruns": "xrun", "relocks": "relock", "loosened": "loosen",

@@ -127,8 +127,26 @@ class Capture(_Engine):
         if not lib.jn_capture_meta(self.state, position, self._meta):
             return 0, 0
         m = self._meta
-        frame = m.transport_frame + (position - m.wpos if m.transport_state == 1 else 0)
+        rolled = position - m.wpos - m.filled  # the cycle's own audio starts after the silence
+        frame = m.transport_frame + (rolled if m.transport_state == 1 else 0)
         return int(m.transport_state), int(frame) & 0xFFFFFFFF
+
+    def fill_missed_cycles(self, frames: int) -> None:
+        """Fill cycles JACK did not run this client in with silence, up to
+        ``frames`` of them at a time (at most a quarter of the ring), so that
+        capture positions keep counting JACK's frame clock.  Off by default:
+        a recorder wants the gap to show."""
+        self.state.fill_max = min(frames, self.state.capacity // 4)
+
+    def filled_in(self, position: int, frames: int) -> bool:
+        """Whether any of ``frames`` frames from ``position`` is silence that
+        stands in for a missed cycle (see `fill_missed_cycles`)."""
+        return bool(lib.jn_capture_filled_in(self.state, position, frames))
+
+    @property
+    def filled(self) -> int:
+        """Frames of silence filled in for missed cycles so far."""
+        return int(self.state.filled)
 
     def position_at(self, position: int) -> PositionBlock | None:
         """The JACK transport's rate and BBT in the cycle that captured

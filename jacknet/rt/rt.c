@@ -44,6 +44,14 @@ static void ring_put(float *ring, uint32_t capacity, uint64_t idx, const float *
     memcpy(ring, src + first, (n - first) * sizeof(float));
 }
 
+static void ring_zero(float *ring, uint32_t capacity, uint64_t idx, uint32_t n)
+{
+    uint32_t at = (uint32_t)(idx & (capacity - 1));
+    uint32_t first = n < capacity - at ? n : capacity - at;
+    memset(ring + at, 0, first * sizeof(float));
+    memset(ring, 0, (n - first) * sizeof(float));
+}
+
 static void ring_get(const float *ring, uint32_t capacity, uint64_t idx, float *dst, uint32_t n)
 {
     uint32_t at = (uint32_t)(idx & (capacity - 1));
@@ -207,31 +215,47 @@ void jn_capture_free(jn_capture *c)
     free(c);
 }
 
-/* Append one cycle of audio.  ins[ch] points at nframes samples. */
+/*
+ * Append one cycle of audio.  ins[ch] points at nframes samples.  With
+ * fill_max set, cycles JACK did not run this client in (up to fill_max
+ * frames of them) are first filled with silence, so capture positions keep
+ * counting JACK's frame clock: a sender that stamps packets with them never
+ * shifts its stream against real time (meta.filled says where the silence is).
+ */
 void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes,
                      float *const *ins, const jn_position *pos, int32_t tstate)
 {
     uint64_t w = c->wpos;
+    uint32_t gap = 0;
     if (nframes > c->capacity)
         nframes = c->capacity;
-    if (c->cycles && frame_time != c->next_frame_time)
+    if (c->cycles && frame_time != c->next_frame_time) {
         c->discontinuities++;
+        uint32_t missed = frame_time - c->next_frame_time;  /* mod 2^32: a step back is huge */
+        if (missed <= c->fill_max && missed + nframes <= c->capacity / 2)
+            gap = missed;
+    }
     c->next_frame_time = frame_time + nframes;
 
     jn_cycle_meta *m = &c->meta[c->cycles % JN_META_SLOTS];
     m->wpos = w;
-    m->frame_time = frame_time;
-    m->nframes = nframes;
+    m->frame_time = frame_time - gap;
+    m->nframes = gap + nframes;
+    m->filled = gap;
     m->transport_state = tstate;
     m->transport_frame = pos->frame;
     m->transport_rate = pos->frame_rate;
     bbt_of(pos, &m->bbt);
 
-    STORE(&c->wbusy, w + nframes);
+    STORE(&c->wbusy, w + gap + nframes);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    for (uint32_t ch = 0; ch < c->nch; ch++)
-        ring_put(c->buf + (size_t)ch * c->capacity, c->capacity, w, ins[ch], nframes);
-    STORE(&c->wpos, w + nframes);
+    for (uint32_t ch = 0; ch < c->nch; ch++) {
+        float *ring = c->buf + (size_t)ch * c->capacity;
+        ring_zero(ring, c->capacity, w, gap);
+        ring_put(ring, c->capacity, w + gap, ins[ch], nframes);
+    }
+    c->filled += gap;
+    STORE(&c->wpos, w + gap + nframes);
     meter_block(&c->meter, (const float *const *)ins, nframes);
     STORE(&c->cycles, c->cycles + 1);
     sem_post(&c->wake);
@@ -296,6 +320,22 @@ int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out)
             *out = m;
             return 1;
         }
+    }
+    return 0;
+}
+
+/* Whether any frame in [pos, pos + n) is silence filled in for missed cycles
+ * (0 when the cycles that wrote them are forgotten). */
+int jn_capture_filled_in(jn_capture *c, uint64_t pos, uint32_t n)
+{
+    uint64_t cycles = LOAD(&c->cycles);
+    uint64_t back = cycles < JN_META_SLOTS ? cycles : JN_META_SLOTS - 1;
+    for (uint64_t k = 1; k <= back; k++) {
+        jn_cycle_meta m = c->meta[(cycles - k) % JN_META_SLOTS];
+        if (m.wpos + m.nframes <= pos)
+            break;  /* older cycles lie further back still */
+        if (m.filled && m.wpos < pos + n && pos < m.wpos + m.filled)
+            return 1;
     }
     return 0;
 }

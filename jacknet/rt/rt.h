@@ -68,7 +68,8 @@ typedef struct {
 typedef struct {
     uint64_t wpos;        /* capture position of the cycle's first frame */
     uint32_t frame_time;  /* JACK frame time of that frame */
-    uint32_t nframes;
+    uint32_t nframes;     /* frames written: the silence filled, then the cycle's own */
+    uint32_t filled;      /* silence standing in for cycles JACK did not run us in */
     int32_t transport_state;
     uint32_t transport_frame;
     uint32_t transport_rate;  /* the JACK transport's frame rate */
@@ -115,6 +116,8 @@ typedef struct {
     uint64_t discontinuities;     /* cycles whose frame time did not follow on */
     uint64_t dropped;             /* frames the reader lost to overruns */
     uint32_t next_frame_time;
+    uint32_t fill_max;            /* longest stretch of missed cycles filled with silence */
+    uint64_t filled;              /* frames of silence filled in so far */
     jn_meter meter;               /* the inputs' levels */
     jn_cycle_meta meta[JN_META_SLOTS];
     sem_t wake;
@@ -228,6 +231,7 @@ void jn_capture_push(jn_capture *c, uint32_t frame_time, uint32_t nframes, float
 int jn_capture_process(uint32_t nframes, void *arg);
 int64_t jn_capture_read(jn_capture *c, float *dst, uint32_t n);
 int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out);
+int jn_capture_filled_in(jn_capture *c, uint64_t pos, uint32_t n);
 void jn_capture_skip(jn_capture *c);
 int jn_capture_wait(jn_capture *c, double timeout);
 jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay, float limit);

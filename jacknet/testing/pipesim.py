@@ -17,7 +17,8 @@ from jacknet.packetizer import Packetizer
 from jacknet.receiver import ring_frames
 from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.pipeline import StreamPipeline
-from jacknet.rt.engines import Playout
+from jacknet.rt.engines import Capture, Playout
+from jacknet.sender import cut
 from jacknet.stats import ReceiverStats
 from jacknet.testing.signals import known_music, known_signal
 
@@ -36,6 +37,33 @@ def signal(codec: str, channels: int, start: int, frames: int) -> np.ndarray:
     t = np.arange(start, start + frames)
     known = known_music if codec == "opus" else known_signal
     return np.stack([known(ch, t) for ch in range(channels)])
+
+
+def captured(cycles: int, period: int, missed: set[int], fill: bool, channels: int = 2,
+             transit: int = 20) -> tuple[list[Arrival], int]:
+    """A float32 sender's packets (one per JACK cycle of ``period`` frames)
+    as its real `Capture` and `cut` make them, from JACK cycle 0 at frame 0;
+    JACK does not run it in the cycles in ``missed`` (its server's xruns).
+    ``fill``: with `Capture.fill_missed_cycles`, as `Sender` does.  Each
+    cycle's packets arrive ``transit`` frames after it ends.  Returns the
+    arrivals and the packets left unsent (`Packetizer.skip`)."""
+    cap = Capture(channels, capacity=32768)
+    if fill:
+        cap.fill_missed_cycles(RATE // 10)
+    pk = Packetizer(make_encoder("float32", channels, RATE), channels, RATE, period, 1400)
+    block = np.zeros((channels, period), np.float32)
+    arrivals = []
+    for k in range(cycles):
+        if k in missed:
+            continue
+        cap.push(k * period, signal("float32", channels, k * period, period))
+        for pos, gone in cut(cap, block):
+            if gone:
+                pk.skip()
+                continue
+            at = (k + 1) * period + transit
+            arrivals.extend(Arrival(at, d) for d in pk.packet(pos, block))
+    return arrivals, pk.missed
 
 
 @dataclass
