@@ -22,19 +22,6 @@ from collections import deque
 from dataclasses import dataclass
 
 
-# An arrival further off the line than OUTLIER_SCALE times the usual error
-# (plus a packet) is a hiccup's, not the clocks': a network thread or path
-# held up for a moment delivers what it held in a burst, every packet of it
-# late by up to the hiccup.  Taken in, the burst bent the line (a 50 ms
-# hiccup on PipeSim: the drift loop ran to 500 ppm and resampled the buffer
-# away).  Left out, unless arrivals stay off the line for OUTLIER_SECONDS:
-# then the line itself moved (the receiver's clock jumped in an xrun) and
-# starts afresh from there.
-OUTLIER_SCALE = 4.0
-OUTLIER_SECONDS = 0.25
-ERROR_AVERAGE_PACKETS = 64
-
-
 class ArrivalDll:
     """Smooths packet arrivals into receiver time as a function of sender frames.
 
@@ -61,10 +48,6 @@ class ArrivalDll:
         self._s = 0        # sender frame of the anchor
         self._t = 0.0      # its smoothed arrival time (receiver frames)
         self._dt = frames / nominal  # receiver frames per packet
-        self._usual = 0.0  # mean size of the errors taken in
-        self._taken = 0
-        self._off_since: float | None = None  # arrival of the first outlier in a row
-        self._outlier_window = OUTLIER_SECONDS * rate / nominal
 
     def update(self, sender_frame: int, arrival: float) -> None:
         """One packet (in any order; older ones only nudge the line)."""
@@ -77,19 +60,6 @@ class ArrivalDll:
         packets = (sender_frame - self._s) / self.frames
         if packets <= 0:  # reordered or repeated: too old to move the anchor
             return
-        warm = self._taken >= ERROR_AVERAGE_PACKETS  # else still learning what is usual
-        if warm and abs(error) > OUTLIER_SCALE * self._usual + self.frames:
-            if self._off_since is None:
-                self._off_since = arrival
-            if arrival - self._off_since < self._outlier_window:
-                return
-            # Off the line for good: it moved, and starts afresh here.
-            self._s, self._t = sender_frame, float(arrival)
-            self._off_since = None
-            return
-        self._off_since = None
-        self._taken += 1
-        self._usual += (abs(error) - self._usual) / min(self._taken, ERROR_AVERAGE_PACKETS)
         # Per packet of progress the loop applies its gains once.
         self._s, self._t = sender_frame, predicted + self._b * error
         self._dt += self._c * error / max(1.0, packets)

@@ -325,7 +325,7 @@ class JitterBuffer:
         # only fresh ones count towards it.  The newest end is taken from
         # packets stored, so one that lies about its place cannot hide the
         # real ones' lateness for longer than the ring is long.
-        if end > self._newest_end and self.policy.fresh_packet(first < read_end, arrival):
+        if end > self._newest_end and self.policy.fresh_packet(first < read_end):
             self._relock("packets keep arriving after their playout time")
         # A partly late packet lies inside the playout window, so it cannot be
         # an old replay: count it even if a later packet overtook it.

@@ -4,18 +4,11 @@ pure functions of the margins packets land with (no I/O, no playout).
 The `JitterBuffer` feeds every measured packet in and applies what comes
 out; tests drive the same rules with made-up numbers.
 
-* **relock**: ``RELOCK_AFTER_LATE`` fresh packets in a row whose first
-  frames were already played, arriving over ``RELOCK_LATE_SECONDS`` or
-  more, mean the mapping is stale (transit grew past the margin).  A burst
-  of late packets that all arrive at once is a path (or a network thread)
-  held up for a moment, and the packets after it are on time again: played
-  over as a gap, not a re-sync.
+* **relock**: this many fresh packets in a row whose first frames were
+  already played mean the mapping is stale (transit grew past the margin).
 * **loosen**: packets that land partly late, measured exactly against the
   read position, ``LATE_IN_WINDOW`` times within ``LATE_WINDOW_SECONDS``:
   the margin is too small, so grow by the worst lateness seen plus a step.
-  Late packets that arrive within ``LATE_APART_SECONDS`` of each other are
-  one time (a burst after a hiccup is one, however many packets it holds):
-  one hiccup costs a gap, not a margin grown by the hiccup's length.
 * **tighten**: after a relock or a loosening, often made inside a
   disturbance, the slack packets land with is watched over
   ``REVIEW_WINDOWS`` windows of ``REVIEW_SECONDS``; in the first window
@@ -28,13 +21,11 @@ out; tests drive the same rules with made-up numbers.
 from __future__ import annotations
 
 RELOCK_AFTER_LATE = 8
-RELOCK_LATE_SECONDS = 0.05
 REVIEW_SECONDS = 1.0
 REVIEW_WINDOWS = 5
 TIGHTEN_FRAMES = 16
 LATE_IN_WINDOW = 3
 LATE_WINDOW_SECONDS = 1.0
-LATE_APART_SECONDS = 0.01
 
 
 def low_transit(samples: list[int]) -> int:
@@ -62,7 +53,6 @@ class MarginPolicy:
         self.samplerate = samplerate
         self.review_enabled = review
         self._late_run = 0
-        self._late_since = 0  # arrival of the run's first packet
         self._late_times: list[int] = []
         self._late_worst = 0
         self._review_until: int | None = None
@@ -75,29 +65,18 @@ class MarginPolicy:
         self._late_run = 0
         self._late_times, self._late_worst = [], 0
 
-    def fresh_packet(self, partly_played: bool, arrival: int) -> bool:
-        """A packet with audio newer than any before, arriving at
-        ``arrival``; True: relock now."""
-        if not partly_played:
-            self._late_run = 0
-            return False
-        if not self._late_run:
-            self._late_since = arrival
-        self._late_run += 1
-        return (self._late_run >= RELOCK_AFTER_LATE
-                and arrival - self._late_since >= RELOCK_LATE_SECONDS * self.samplerate)
+    def fresh_packet(self, partly_played: bool) -> bool:
+        """A packet with audio newer than any before; True: relock now."""
+        self._late_run = self._late_run + 1 if partly_played else 0
+        return self._late_run >= RELOCK_AFTER_LATE
 
     def partly_late(self, shortfall: int, arrival: int) -> int | None:
         """A packet landed ``shortfall`` frames after its first frame was due.
         Returns the worst shortfall of the window once the window is full
         (then starts a new one), else None."""
         window = LATE_WINDOW_SECONDS * self.samplerate
-        times = [t for t in self._late_times if arrival - t < window]
-        if not times or arrival - times[-1] >= LATE_APART_SECONDS * self.samplerate:
-            times.append(arrival)
-        self._late_worst = max(self._late_worst if len(times) > 1 or times != [arrival]
-                               else 0, shortfall)
-        self._late_times = times
+        self._late_times = [t for t in self._late_times if arrival - t < window] + [arrival]
+        self._late_worst = max(self._late_worst if len(self._late_times) > 1 else 0, shortfall)
         if len(self._late_times) < LATE_IN_WINDOW:
             return None
         worst = self._late_worst
