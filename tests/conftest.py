@@ -73,6 +73,7 @@ class Listener:
     def __init__(self, server: PrivateServer, tag: str, channels: int, codec: str = "float32",
                  latency_ms: float = 40.0, host: str = "127.0.0.1", port: int = 0,
                  recv_options: dict | None = None) -> None:
+        self.tag = tag  # names the link in a failure's message
         self.closers = []
         recorder = self._client(JackClient(f"rec-{tag}", server.name))
         recorder.register("in", channels, "in")

@@ -18,25 +18,28 @@ def assert_clean(link, min_snr_db: float, seconds: float = SECONDS) -> None:
     window that a gap or click would spoil."""
     chk = link.checker
     stats = link.stats_since_start()
-    assert chk.frames >= (seconds - 0.5) * RATE, chk.summary()
+    said = (link.tag, chk.summary(), stats)
+    assert chk.frames >= (seconds - 0.5) * RATE, said
     assert link.recorder_gaps() <= stats["xruns"] and link.capture.dropped == 0
-    if stats["late"] == 0:
-        assert len(chk.delays) == 1, (chk.summary(), chk.delays, stats)
-        assert chk.snr_db >= min_snr_db and chk.worst_window_db >= min_snr_db - 6, chk.summary()
-        assert stats["plc_concealed"] == 0 and stats["concealed_frames"] == 0, stats
+    missed = stats["sender_missed"]  # cycles the sender's server ran without it
+    if stats["late"] == 0 and missed == 0:
+        assert len(chk.delays) == 1, (chk.delays, said)
+        assert chk.snr_db >= min_snr_db and chk.worst_window_db >= min_snr_db - 6, said
+        assert stats["plc_concealed"] == 0 and stats["concealed_frames"] == 0, said
         return
     # Senders and receivers of several links share this process's GIL; on
     # a loaded machine one of them may now and then deliver a packet late
-    # (CI saw 42 ms).  Then, and only then: every concealment is such a
-    # packet, they are rare, each move of the mapping answers one, and the
-    # run as a whole is still clean.  (The checker may lose a concealed
-    # packet's stretch and find the same delay again: no move.)
+    # (CI saw 42 ms), or miss a cycle and leave its packet unsent.  Then,
+    # and only then: every concealment is such a packet, they are rare,
+    # each move of the mapping answers one, and the run as a whole is
+    # still clean.  (The checker may lose a concealed packet's stretch and
+    # find the same delay again: no move.)
     moves = stats["loosened"] + stats["relocks"] + stats["tightened"]
     shifts = sum(a != b for a, b in zip(chk.delays, chk.delays[1:]))
-    assert stats["late"] <= stats["packets"] // 20, stats
-    assert stats["plc_concealed"] <= stats["late"], stats
-    assert shifts <= moves, (chk.summary(), chk.delays, stats)
-    assert chk.snr_db >= min_snr_db, (chk.summary(), stats)
+    assert stats["late"] + missed <= stats["packets"] // 20, said
+    assert stats["plc_concealed"] <= stats["late"] + missed, said
+    assert shifts <= moves, (chk.delays, said)
+    assert chk.snr_db >= min_snr_db, said
 
 
 def test_opus_at_each_frame_size(jack_servers, links):
