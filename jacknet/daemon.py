@@ -466,13 +466,14 @@ class Supervisor:
                 failed = self._server_error
                 if not refused and self._start_server():
                     continue
-                if first and not self.wait_for_jack and refused and refusals < FIRST_REFUSALS:
+                may_give_up = first and not self.wait_for_jack
+                if may_give_up and refused and refusals < FIRST_REFUSALS:
                     if stop.wait(REFUSED_SECONDS):
                         link.close()
                         return None
                     continue
-                gone = refusals and not refused  # there a moment ago, refused us, gone now
-                if first and not self.wait_for_jack and not gone:
+                gone = refusals > 0 and not refused  # there a moment ago, refused us, gone now
+                if may_give_up and not gone:
                     link.close()
                     if not refused and self._server_error:
                         raise JacknetError(f"could not start the JACK server: "

@@ -3,14 +3,14 @@
 A packet's transit is its arrival less the end of its frames on the ring's
 time line (receiver frames).  The jitter buffer locks on a low percentile of
 it and counts the latency held as ``offset - frames - transit``.  Taken once
-at the lock, that transit goes stale: the sender stamps packets with its
-count of captured frames, which does not advance over a cycle its server
-missed, so each xrun of the sender makes every later packet land that much
-later for good; the buffer loosens by it, and the audio held stays the same
-while a count from the lock grows by every jump (ten minutes of an xrun storm counted
-seconds for a buffer of a few milliseconds).  `TransitWindow` measures it
-afresh from the last few seconds of packets instead, so the latency reported,
-and the one ``--latency auto`` steers by, is the audio actually held.
+at the lock, that transit can go stale: whatever moves the arrivals for good
+against the stamps (a sender held up longer than its missed-cycle fill
+covers, a receiver's server losing time, a path that got slower) makes every
+later packet land later; the buffer loosens by it, and a count from the lock
+would grow by every such step while the audio held stays the same.
+`TransitWindow` measures it afresh from the last few seconds of packets
+instead, so the latency reported, and the one ``--latency auto`` steers by, is
+the audio actually held.
 """
 from __future__ import annotations
 
