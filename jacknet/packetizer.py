@@ -47,7 +47,8 @@ class Packetizer:
         self.packets = 0
         self.missed = 0
         self.copies_left_out = 0
-        self._seq = 0
+        self.seq = 0
+        """The next packet's sequence number."""
         self._history: deque[bytes] = deque(maxlen=redundancy)  # newest first
 
     def gap(self) -> None:
@@ -60,7 +61,7 @@ class Packetizer:
         cycle JACK did not run the sender in).  Its sequence number goes
         unused, so sequence numbers keep in step with timestamps and the
         receiver counts it lost and fades over it; no copy crosses the hole."""
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
         self.missed += 1
         self._history.clear()
 
@@ -73,14 +74,14 @@ class Packetizer:
         if said.position is not None:
             payload = said.position.pack() + payload
             more |= protocol.FLAG_POSITION
-        header = protocol.Header(self.encoder.codec_id, self.stream_id, self._seq, timestamp,
+        header = protocol.Header(self.encoder.codec_id, self.stream_id, self.seq, timestamp,
                                  self.rate, self.frames, self.channels, flags=self.flags | more,
                                  jack_transport_state=said.state,
                                  jack_transport_frame=said.frame & 0xFFFFFFFF,
                                  jack_transport_epoch=said.epoch)
         if self.redundancy:
             self._history.appendleft(encoded)
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
         self.packets += 1
         return protocol.fragment(header, payload, self.mtu)
 

@@ -23,11 +23,13 @@ from jacknet.codecs.opus import RATES as OPUS_RATES
 from jacknet.config import SenderConfig
 from jacknet.net.address import show_address
 from jacknet.net.transport import open_sink
-from jacknet.monitor.levels import Levels, levels_stats
+from jacknet.net.udp import UdpSink
+from jacknet.monitor.levels import POLL_SECONDS, Levels, levels_stats
 from jacknet.node import Node
 from jacknet.packetizer import Packetizer
 from jacknet.reframe import RateConverter
 from jacknet.rt.engines import Capture
+from jacknet.rt.sendpath import SendPath
 from jacknet.security.keys import load_key
 from jacknet.security.seal import TAG
 from jacknet.stats import TRANSPORT_STATES, SenderStats
@@ -143,6 +145,9 @@ class Sender(Node):
         # Audio captured before this thread ran would go out as a burst of
         # stale packets and make the receiver lock on a wrong transit time.
         cap.skip()
+        fast = self._send_path()
+        if fast is not None:
+            return self._work_in_c(fast)
         while not self._stop.is_set():
             cap.wait(0.1)
             self.beats += 1
@@ -158,6 +163,38 @@ class Sender(Node):
                 else:
                     for stamp, frame in self.converter.push(pos, block):
                         self._send(stamp, frame, round(stamp * self.jack.samplerate / self.rate))
+
+    def _send_path(self) -> SendPath | None:
+        """The C path for this stream, if it can carry it: PCM without
+        dither or redundancy, unsealed, over UDP, at the JACK rate."""
+        c = self.config
+        if (c.codec in ("float32", "int16") and not c.dither and not c.redundancy
+                and isinstance(self.link, UdpSink) and self.converter is None):
+            return SendPath(self.capture, self.link.sock, self.packetizer, self.watch)
+        return None
+
+    def _work_in_c(self, fast: SendPath) -> None:
+        """The worker's loop with packets sent by C, a few milliseconds of
+        them per turn; the packets that need a decision are sent here."""
+        cap, frames = self.capture, self.packetizer.frames
+        while not self._stop.is_set():
+            pos, sent = fast.pump(POLL_SECONDS)
+            self.beats += 1
+            if sent.packets:
+                self.datagrams += sent.datagrams
+                self.bytes += sent.bytes
+                self.link.stats().send_errors += sent.send_errors
+                if sent.clipped:
+                    self.encoder.stats["clipped"] += sent.clipped
+                if sent.datagrams:
+                    self._last_sent = time.monotonic()
+            self.levels.poll_if_due()
+            if pos is None:
+                continue
+            if cap.filled_in(pos, frames):
+                self.packetizer.skip()
+            else:
+                self._send(pos, fast.block, pos)
 
     def _send(self, timestamp: int, block: np.ndarray, position: int) -> None:
         """Encode one packet's audio (its first frame captured at ``position``)
@@ -199,8 +236,8 @@ class Sender(Node):
 
     def _transport(self) -> dict:
         watch = self.watch
-        if watch is None or not watch.share or watch.last is None:
+        if watch is None or not watch.share or watch.said is None:
             return {}
-        state, frame = watch.last
+        state, frame, _ = watch.said
         return {"jack_transport": TRANSPORT_STATES.get(state, str(state)),
                 "jack_transport_frame": frame, "transport_changes": watch.changes}

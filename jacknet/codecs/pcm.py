@@ -117,6 +117,8 @@ class Int16Encoder:
             scaled += (self._rng.random(scaled.shape, np.float32)
                        - self._rng.random(scaled.shape, np.float32))
         np.rint(scaled, out=scaled)
+        if np.isnan(scaled.max()):  # a broken client's NaN: silence, not whatever int16 it casts to
+            np.nan_to_num(scaled, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
         if scaled.max() > 32767 or scaled.min() < -32768:
             self.stats["clipped"] += int(np.count_nonzero((scaled > 32767) | (scaled < -32768)))
             np.clip(scaled, -32768, 32767, out=scaled)

@@ -213,6 +213,35 @@ typedef struct {
     char reason[256];        /* written before shutdown is set */
 } jn_watch;
 
+/*
+ * The sender's PCM packets sent without Python (send.c).  Python fills in
+ * the stream's format and its state before each call and reads the state
+ * back after it; the counts are what that one call did.
+ */
+typedef struct {
+    int32_t fd;                   /* connected UDP socket */
+    uint32_t codec;               /* JN_CODEC_FLOAT32 or JN_CODEC_INT16 */
+    uint32_t nch, frames, rate, mtu;
+    uint32_t stream_id;
+    uint32_t flags;               /* header flags */
+    int32_t share;                /* 0: every packet says there is no transport */
+    float *block;                 /* nch * frames: the packet read last */
+    uint8_t *payload;             /* nch * frames * 2: int16 encoded */
+    uint8_t *datagram;            /* mtu bytes */
+    /* the stream's state, Python's in between calls */
+    uint32_t seq;
+    uint32_t epoch;
+    int32_t have_last;            /* last_*: what the last packet said of the transport */
+    int32_t last_state;
+    uint32_t last_frame;
+    uint64_t last_ts;
+    int32_t position_due;         /* packets that must still carry a position block */
+    uint64_t next_position;       /* from this timestamp on, one is due again */
+    uint64_t position;            /* out: capture position of the packet read last */
+    /* what the call did */
+    uint64_t packets, datagrams, bytes, send_errors, clipped;
+} jn_sendpath;
+
 uint64_t jn_meter_read(jn_meter *m, uint64_t from, float *peak, double *sumsq, uint64_t *clips, uint64_t *frames);
 int jn_watch_xrun(void *arg);
 void jn_watch_shutdown(int code, const char *reason, void *arg);
@@ -234,6 +263,7 @@ int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out);
 int jn_capture_filled_in(jn_capture *c, uint64_t pos, uint32_t n);
 void jn_capture_skip(jn_capture *c);
 int jn_capture_wait(jn_capture *c, double timeout);
+int jn_send_pump(jn_sendpath *s, jn_capture *c, double seconds);
 jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay, float limit);
 void jn_playout_free(jn_playout *p);
 void jn_playout_write(jn_playout *p, uint64_t idx, uint32_t n, uint32_t src_nch, const float *src);
@@ -253,5 +283,9 @@ int jn_generator_process(uint32_t nframes, void *arg);
 enum { JN_GEN_SILENCE = 0, JN_GEN_NOISE = 1, JN_GEN_IMPULSE = 2, JN_GEN_MUSIC = 3, JN_GEN_TONE = 4, JN_GEN_TRANSPORT = 5 };
 enum { JN_FOLLOW_NONE = 0, JN_FOLLOW_LOCATE = 1, JN_FOLLOW_ROLL = 2, JN_FOLLOW_STOP = 3 };
 enum { JN_FOLLOW_HOLD_CYCLES = 16 };  /* a roll not made by then is given up */
+/* jn_send_pump: time is up, or the packet in s->block needs Python. */
+enum { JN_SEND_IDLE = 0, JN_SEND_PYTHON = 1 };
+/* net.protocol's codec ids and transport constants. */
+enum { JN_CODEC_FLOAT32 = 0, JN_CODEC_INT16 = 1, JN_TRANSPORT_NONE = 7, JN_TRANSPORT_EPOCHS = 32 };
 
 #endif

@@ -52,10 +52,12 @@ class TransportWatch:
         self.share = share
         self.epoch = 0
         self.changes = 0
-        self.last: tuple[int, int] | None = None   # state and frame in the last packet
-        self._last: tuple[int, int, int] | None = None   # the same, and its timestamp
-        self._position_due = 0
-        self._next_position = 0
+        self.said: tuple[int, int, int] | None = None
+        """State, frame and timestamp of the last packet (None before the first)."""
+        self.position_due = 0
+        """Packets after a change that must still carry a position block."""
+        self.next_position = 0
+        """The timestamp from which a packet carries one again."""
 
     def packet(self, timestamp: int, state: int, frame: int,
                position: Callable[[], PositionBlock | None]) -> Said:
@@ -67,21 +69,20 @@ class TransportWatch:
         if self._changed(timestamp, state, frame):
             self.epoch = (self.epoch + 1) % EPOCHS
             self.changes += 1
-            self._position_due = POSITION_AFTER_CHANGE
-        self._last = (state, frame, timestamp)
-        self.last = (state, frame)
+            self.position_due = POSITION_AFTER_CHANGE
+        self.said = (state, frame, timestamp)
         block = None
-        if self._position_due > 0 or timestamp >= self._next_position:
+        if self.position_due > 0 or timestamp >= self.next_position:
             block = position()
         if block is not None:
-            self._position_due = max(0, self._position_due - 1)
-            self._next_position = timestamp + round(POSITION_SECONDS * self.rate)
+            self.position_due = max(0, self.position_due - 1)
+            self.next_position = timestamp + round(POSITION_SECONDS * self.rate)
         return Said(state, frame, self.epoch, block)
 
     def _changed(self, timestamp: int, state: int, frame: int) -> bool:
-        if self._last is None:
+        if self.said is None:
             return False
-        last_state, last_frame, last_ts = self._last
+        last_state, last_frame, last_ts = self.said
         if (state == ROLLING) != (last_state == ROLLING):
             return True
         if state == ROLLING:
