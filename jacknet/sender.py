@@ -6,7 +6,9 @@ wakes the worker thread, which cuts the ring into blocks of
 at a JACK rate Opus does not run at, converted to 48 kHz first), encodes
 them and sends them as one or more datagrams (`Packetizer`: with ``redundancy`` each
 datagram also carries the previous packets' payloads, as many as fit in the
-MTU).  If the worker falls behind, the ring drops the oldest audio and
+MTU).  A PCM stream over plain UDP is cut, encoded and sent by C on the
+worker's thread (`SendPath`), Python sending only the packets that need a
+decision.  If the worker falls behind, the ring drops the oldest audio and
 counts it; the process callback never waits.
 """
 from __future__ import annotations
@@ -85,6 +87,8 @@ class Sender(Node):
         self.capture: Capture | None = None
         self.watch: TransportWatch | None = None
         self.levels: Levels | None = None
+        self.send_path: SendPath | None = None
+        """The C path sending this stream's packets, if it can (`SendPath`)."""
         self.datagrams = 0
         self.bytes = 0
         self._sealing = 0  # bytes the link adds to each datagram (the seal's tag)
@@ -137,17 +141,17 @@ class Sender(Node):
 
     def _work(self) -> None:
         cap = self.capture
+        # Audio captured before this thread ran would go out as a burst of
+        # stale packets and make the receiver lock on a wrong transit time.
+        cap.skip()
+        self.send_path = self._send_path()
+        if self.send_path is not None:
+            return self._work_in_c(self.send_path)
         # With a converter the ring is read a JACK period at a time and the
         # converter cuts codec frames; else a packet at a time.
         block = np.zeros((self.config.channels, self.jack.blocksize if self.converter
                           else self.frames), np.float32)
         expected = None
-        # Audio captured before this thread ran would go out as a burst of
-        # stale packets and make the receiver lock on a wrong transit time.
-        cap.skip()
-        fast = self._send_path()
-        if fast is not None:
-            return self._work_in_c(fast)
         while not self._stop.is_set():
             cap.wait(0.1)
             self.beats += 1
@@ -167,11 +171,12 @@ class Sender(Node):
     def _send_path(self) -> SendPath | None:
         """The C path for this stream, if it can carry it: PCM without
         dither or redundancy, unsealed, over UDP, at the JACK rate."""
-        c = self.config
-        if (c.codec in ("float32", "int16") and not c.dither and not c.redundancy
-                and isinstance(self.link, UdpSink) and self.converter is None):
+        if not isinstance(self.link, UdpSink) or self.converter is not None:
+            return None
+        try:
             return SendPath(self.capture, self.link.sock, self.packetizer, self.watch)
-        return None
+        except ValueError:  # what SendPath does not carry
+            return None
 
     def _work_in_c(self, fast: SendPath) -> None:
         """The worker's loop with packets sent by C, a few milliseconds of

@@ -49,6 +49,7 @@ def test_link_is_exact(jack_servers, links, period, codec):
             assert stats["late"] == 0 and stats["underruns"] == 0, stats
             if codec == "float32":
                 assert link.checker.current.max_error == 0.0
+            assert link.sender.send_path is not None  # these went out by the C path
 
     judge_links(links, SECONDS, check)
 

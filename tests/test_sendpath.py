@@ -138,8 +138,9 @@ def test_the_c_path_sends_what_python_would(wire, codec, channels, period, frame
 def test_the_c_path_refuses_what_it_cannot_carry(wire):
     tx, _ = wire
     cap = capture(2)
-    for codec, redundancy in (("float32", 1), ("opus", 0)):
-        encoder = make_encoder(codec, 2, RATE)
+    for codec, redundancy, dither in (("float32", 1, False), ("opus", 0, False),
+                                      ("int16", 0, True)):
+        encoder = make_encoder(codec, 2, RATE, dither=dither)
         pk = Packetizer(encoder, 2, RATE, encoder.frames or 128, 1400, redundancy)
         with pytest.raises(ValueError):
             SendPath(cap, tx, pk, TransportWatch(RATE, RATE))

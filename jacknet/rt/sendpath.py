@@ -56,8 +56,11 @@ class SendPath:
 
     def __init__(self, capture: Capture, sock: socket.socket, packetizer: Packetizer,
                  watch: TransportWatch) -> None:
-        if packetizer.encoder.codec_id not in CODECS or packetizer.redundancy:
-            raise ValueError("the C send path carries float32 or int16 without redundancy")
+        encoder = packetizer.encoder
+        if encoder.codec_id not in CODECS or getattr(encoder, "dither", False) \
+                or packetizer.redundancy:
+            raise ValueError("the C send path carries float32 or undithered int16 "
+                             "without redundancy")
         self.capture, self.packetizer, self.watch = capture, packetizer, watch
         pk = packetizer
         self.block = np.zeros((pk.channels, pk.frames), np.float32)
