@@ -67,16 +67,21 @@ def detect(capture: Capture, buf: np.ndarray, result: dict, lossy: bool) -> None
 
 
 class LastLine:
-    """Keeps the latest stats line a `jacknet recv` or `send` prints."""
+    """Keeps the latest stats line a `jacknet recv` or `send` prints (and
+    every one, stamped with the time, in ``keep`` if given)."""
 
-    def __init__(self, proc: subprocess.Popen, side: str) -> None:
+    def __init__(self, proc: subprocess.Popen, side: str, keep: str | None = None) -> None:
         self.line = ""
         self.side = side + ":"
         self.held_ms: list[float] = []  # latency_ms of every line: what auto latency did
-        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+        threading.Thread(target=self._read, args=(proc.stdout, keep), daemon=True).start()
 
-    def _read(self, stream) -> None:
+    def _read(self, stream, keep: str | None) -> None:
+        kept = open(keep, "w") if keep else None
         for line in stream:
+            if kept:
+                kept.write(f"{time.time():.3f} {line}")
+                kept.flush()
             if line.startswith(self.side):
                 self.line = line
                 if (held := self.fields().get("latency_ms")) is not None:
@@ -102,7 +107,8 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
              log: str | None = None, slack: int | None = None) -> dict:
     """One loop: ``link`` is the receiver's command then the sender's (jacknet
     ones connect themselves; ``wiring`` lists port pairs to connect for others).
-    With ``log``, each process's stderr goes to ``log`` + ``.recv.log`` / ``.send.log``.
+    With ``log``, each process's stderr goes to ``log`` + ``.recv.log`` / ``.send.log``,
+    and a jacknet one's stats lines, stamped, to ``.recv.stats`` / ``.send.stats``.
     ``slack``: how many frames an impulse may move from the last one without
     counting as a glitch (default 0, or 2 if ``lossy``)."""
     src = JackClient("bench-src", server.name)
@@ -117,8 +123,8 @@ def run_case(server: PrivateServer, label: str, channels: int, seconds: float,
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
              for cmd, err in zip(link, errs)]
     ours = "jacknet" in link[0]
-    recv_stats = LastLine(procs[0], "recv")
-    send_stats = LastLine(procs[1], "send") if ours else None
+    recv_stats = LastLine(procs[0], "recv", f"{log}.recv.stats" if log and ours else None)
+    send_stats = LastLine(procs[1], "send", f"{log}.send.stats" if log else None) if ours else None
     try:
         time.sleep(2.0)  # let the link lock and the ports connect
         for a, b in wiring or []:

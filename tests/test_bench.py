@@ -38,8 +38,11 @@ def test_bench_peers_long_run_options_give_a_row_per_latency_and_keep_logs(tmp_p
                                                      "| jacknet float32 --latency 1"], r.stdout
     held = [row.split(" | ")[10] for row in rows]  # the latency the receiver held, median / max
     assert all("/" in h and float(h.split("/")[0]) > 0 for h in held), r.stdout
-    logs = sorted(p.name for p in tmp_path.iterdir())
+    logs = sorted(p.name for p in tmp_path.glob("*.log"))
     assert len(logs) == 4 and any("receiving on" in (tmp_path / n).read_text() for n in logs), logs
+    stats = sorted(p.name for p in tmp_path.glob("*.stats"))  # every stats line, stamped
+    assert len(stats) == 4 and all("latency_ms=" in (tmp_path / n).read_text()
+                                   for n in stats if n.endswith(".recv.stats")), stats
 
 
 def test_bench_headless_prints_every_row_measured():
