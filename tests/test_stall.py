@@ -7,7 +7,6 @@ and ordinary start/connect/stop cycles must never look stalled."""
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 
@@ -188,38 +187,3 @@ def _connected(sig: JackClient) -> bool:
         return True
     except Exception:
         return False
-
-
-def _threads() -> set[int]:
-    return {int(tid) for tid in os.listdir("/proc/self/task")}
-
-
-def _blocked(tid: int) -> int:
-    with open(f"/proc/self/task/{tid}/status") as f:
-        return next(int(line.split()[1], 16) for line in f if line.startswith("SigBlk:"))
-
-
-def test_libjack_s_threads_never_take_a_signal():
-    """A signal sent to the daemon lands on any thread that does not block
-    it; on JACK's process thread it would interrupt the wait for the next
-    cycle.  libjack's threads, made when a client opens and activates, block
-    every signal a process can be sent, and the thread that made them is left
-    as it was."""
-    with PrivateServer("jacknet-test-sigmask", 48000, 128, sync=False) as server:
-        ours = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        before = _threads()
-        client = JackClient("jn-sigmask", server.name)
-        try:
-            client.register("in", 1, "in")
-            client.run(Capture(1))
-            assert wait_for(lambda: client.cycles > 10, 5)
-            made = _threads() - before
-            assert made, "libjack made no thread"
-            for tid in made:
-                blocked = _blocked(tid)
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
-                            signal.SIGCHLD, signal.SIGALRM, signal.SIGPIPE):
-                    assert blocked >> (sig - 1) & 1, (tid, sig, hex(blocked))
-            assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == ours
-        finally:
-            client.close()

@@ -74,8 +74,12 @@ def side_sender(server: str, port: int, *args: str) -> Iterator[dict]:
         yield stats
     finally:
         side.terminate()
-        out = side.stdout.read()
-        side.wait(10)
+        try:
+            out, _ = side.communicate(timeout=15)
+        except subprocess.TimeoutExpired:  # a side that ignores SIGTERM fails the test, not the suite
+            side.kill()
+            side.communicate()
+            raise AssertionError("side.py did not stop within 15 s of SIGTERM") from None
     stats.update(json.loads(out.splitlines()[-1]))
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
-from contextlib import contextmanager
-from typing import Iterator
 
 import jack
 
@@ -51,29 +48,6 @@ def _quiet_libjack() -> None:
     jack._lib.jack_set_info_function(drop)
 
 
-# Every signal a process can be sent; not those a fault raises in the thread
-# that caused it, nor the two no thread can block.
-_SENT_SIGNALS = signal.valid_signals() - {
-    signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP,
-    signal.SIGABRT, signal.SIGSYS, signal.SIGKILL, signal.SIGSTOP}
-
-
-@contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """libjack's threads (made when a client opens and when it activates)
-    start with the signal mask of the thread that makes them: made in here,
-    they never take a signal, which then goes to a thread of ours.  A signal
-    that lands on JACK's process thread interrupts the wait for its cycle, and
-    libjack does not retry every such wait (jack2 PR #741 added the retry to
-    one of them); a client that gives up there leaves jackd waiting for it
-    every cycle, the whole graph held up."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SENT_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def how_to_start(server: str | None) -> str:
     name = f" -n {server}" if server else ""
     return (f"start one first, e.g. `jackd{name} -d alsa` (or `jackd{name} -d dummy` "
@@ -99,8 +73,7 @@ class JackClient:
     def __init__(self, name: str, server: str | None = None) -> None:
         _quiet_libjack()
         try:
-            with _signals_blocked():
-                self._client = jack.Client(name, servername=server, no_start_server=True)
+            self._client = jack.Client(name, servername=server, no_start_server=True)
         except jack.JackOpenError:
             where = f"named '{server}'" if server else "(default)"
             raise ServerNotRunning(f"no JACK server {where} is running: {how_to_start(server)}") from None
@@ -206,8 +179,7 @@ class JackClient:
         self._engine = engine  # the C state must outlive the callback
         self._progress = (engine.cycles, jack._lib.jack_last_frame_time(self._client._ptr))
         try:
-            with _signals_blocked():
-                self._client.activate()
+            self._client.activate()
         except jack.JackError as e:
             raise JacknetError(f"JACK would not activate client '{self.name}': {e}") from None
 
