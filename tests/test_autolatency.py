@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from jacknet.clock import autolatency
@@ -50,6 +51,42 @@ def test_the_meter_forgets_a_burst_after_its_window():
     assert JitterMeter(RATE).spread() is None  # no verdict without traffic
 
 
+def held_up(meter: JitterMeter, t: float, late: float) -> float:
+    """Packets ``FRAMES`` apart from ``t`` until the path stalls for ``late``
+    frames: the ones sent meanwhile land together as it frees up, each a
+    packet less late than the one before.  Returns the time after them."""
+    k = 0
+    while k * FRAMES < late:
+        meter.add(t + late - k * FRAMES + k * 1e-3, late - k * FRAMES)
+        k += 1
+    return t + late + 1e-3 * k
+
+
+def calm(meter: JitterMeter, t: float, seconds: float, jitter: float, rng) -> float:
+    for _ in range(int(seconds * RATE / FRAMES)):
+        t += FRAMES
+        meter.add(t + rng.uniform(0, jitter), rng.uniform(0, jitter))
+    return t
+
+
+def test_a_hold_up_counts_once_and_a_hold_up_that_keeps_coming_is_jitter():
+    """A 33 ms stall, a dozen packets late, leaves the spread where it was
+    (it made auto hold 47 ms for ten seconds on a quiet ten-minute link);
+    the same stall every half second is jitter, and the spread covers it."""
+    rng = random.Random(7)
+    meter = JitterMeter(RATE)
+    t = calm(meter, 0.0, 5, MS, rng)
+    before = meter.spread()
+    t = held_up(meter, t, 33 * MS)
+    t = calm(meter, t, 2, MS, rng)
+    assert meter.spread() < before + 0.1 * MS, (meter.spread() / MS, before / MS)
+    for _ in range(20):
+        t = held_up(meter, t, 33 * MS)
+        t = calm(meter, t, 0.5, MS, rng)
+        meter.spread()  # as AutoLatency asks, once a second
+    assert meter.spread() > 32 * MS
+
+
 def steady(auto: AutoLatency, spread: float, margin: float, seconds: float,
            start: float = 0.0) -> tuple[float, float, list[float]]:
     """Feed a constant ``spread`` and apply the slews to ``margin``: returns
@@ -65,15 +102,21 @@ def steady(auto: AutoLatency, spread: float, margin: float, seconds: float,
     return margin, now, slews
 
 
-def test_a_margin_too_large_comes_down_slowly_and_stops_at_the_one_wanted():
+@pytest.mark.parametrize("above_ms, pace_ppm", [(26, autolatency.GROW_PPM),  # capped
+                                                 (10, 10 / autolatency.SHRINK_SECONDS * 1000),
+                                                 (3, autolatency.SHRINK_PPM)])  # floored
+def test_a_margin_too_large_comes_down_at_one_pace_and_stops_at_the_one_wanted(above_ms,
+                                                                              pace_ppm):
     auto = AutoLatency(RATE)
     want = margin_for(4 * MS, RATE)
-    margin, now, slews = steady(auto, 4 * MS, 30 * MS, 120)
+    margin, now, slews = steady(auto, 4 * MS, want + above_ms * MS, 120)
     assert auto.want == want and abs(margin - want) < 0.2 * MS
-    # Only shrinking, never faster than SHRINK_PPM (0.3 ms a second) and not
+    # Only shrinking, at one pace that takes the excess off in SHRINK_SECONDS
+    # (never faster than GROW_PPM, never slower than SHRINK_PPM), and not
     # before the path has been calm HOLD_SECONDS.
-    assert set(slews) == {0.0, autolatency.SHRINK_PPM * 1e-6}
-    first = slews.index(autolatency.SHRINK_PPM * 1e-6) * PERIOD / RATE
+    pace = [s for s in slews if s]
+    assert len(set(pace)) == 1 and pace[0] == pytest.approx(pace_ppm * 1e-6, rel=0.02)
+    first = slews.index(pace[0]) * PERIOD / RATE
     assert first >= autolatency.HOLD_SECONDS
 
 
@@ -209,3 +252,37 @@ def test_after_an_xrun_storm_auto_steers_by_the_audio_held():
     # audio buffered, and it is back near where it was before the storm.
     assert max(abs(a) for a in apart[3:]) <= FRAMES // 4, max(apart[3:], key=abs)
     assert jb.latency_frames() <= calm + MS, (jb.latency_frames(), calm)
+
+
+def test_one_hold_up_costs_one_loosen_and_its_latency_comes_off_within_a_minute():
+    """The path stalls 33 ms once on a calm link: the buffer loosens once
+    (one faded gap), the margin wanted stays the calm path's, and the
+    latency the loosen added is gone HOLD_SECONDS plus about 33 s later, at
+    GROW_PPM.  A ten-minute link held 47 ms wanted for ten seconds and
+    needed 150 s to come back from one such stall."""
+    from jacknet.testing.pipesim import PipeSim, Stream
+    period = frames = 256  # half the cycles of 128: the same policy, a faster test
+    seconds, stall_at, stall = 60, 12, round(33 * MS)
+    stream = Stream(frames=frames).build(seconds * RATE // frames)
+    arrivals = stream.arrivals(jitter=round(MS))
+    start = stall_at * RATE
+    for a in arrivals:
+        if start <= a.at < start + stall:
+            a.at = start + stall
+    sim = PipeSim(period=period, margin=0, auto=True)
+    sim.run(arrivals, stall_at * RATE // period - 2)
+    jb = sim.jitter
+    calm, wanted = jb.latency_frames(), jb.margin.wanted
+    held, wants = [], []
+    for _ in range(seconds - stall_at - 2):
+        sim.run([], RATE // period)
+        held.append(jb.latency_frames())
+        wants.append(jb.margin.wanted)
+    s = sim.stats()
+    assert (s.loosened, s.relocks) == (1, 0), (s.loosened, s.relocks)
+    assert max(held) > calm + 25 * MS, "the stall did not make the test's loosen"
+    assert max(wants) <= wanted + 0.5 * MS, ([w / MS for w in wants], wanted / MS)
+    back = next(k for k, h in enumerate(held) if h < calm + 0.5 * MS)
+    assert back <= autolatency.HOLD_SECONDS + 33 * MS / (autolatency.GROW_PPM * 1e-6 * RATE) + 3, \
+        [round(h / MS, 1) for h in held]
+    assert np.isfinite(sim.out).all() and np.abs(sim.out).max() <= 1.0
