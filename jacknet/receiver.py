@@ -18,12 +18,14 @@ from jacknet.net import protocol
 from jacknet.net.address import is_multicast, show_address
 from jacknet.net.protocol import PositionBlock
 from jacknet.net.transport import open_source
+from jacknet.net.udp import UdpSource
 from jacknet.monitor.levels import Levels, levels_stats
 from jacknet.monitor.outages import Outages
 from jacknet.node import Node
 from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.pipeline import StreamPipeline
 from jacknet.rt.engines import Playout
+from jacknet.rt.recvpath import RecvPath
 from jacknet.security.keys import load_keys
 from jacknet.stats import TRANSPORT_STATES, ReceiverStats
 from jacknet.sync.follow import Follower
@@ -37,6 +39,9 @@ RING_SPARE_FRAMES = 8192
 # Datagrams taken in one turn of the network thread at most: more than a
 # packet's fragments (64 KiB in 1400-byte datagrams).
 BATCH_MOST = 64
+# The C receive path returns to Python at least this often, for the meters,
+# a reload and a stop.
+C_TURN_SECONDS = 0.02
 # A closing receiver fades its outputs out over this long before the ports
 # go: longer than a concealment's 2 ms, as nothing follows it.
 CLOSE_FADE_SECONDS = 0.01
@@ -77,6 +82,8 @@ class Receiver(Node):
         self.levels: Levels | None = None
         self.outages = Outages()
         self._bbt: PositionBlock | None = None  # the position block the timebase master has
+        self.recv_path: RecvPath | None = None
+        """The C path the worker places the steady stream's packets by, if it can."""
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -174,24 +181,25 @@ class Receiver(Node):
         view = memoryview(buf)
         source, pipeline = self.link, self.pipeline
         source.drain()  # a daemon kept it bound while JACK was away
+        self.recv_path = None
+        # Only a receiver locked to one sender: it knows whose packets C may take.
+        if isinstance(source, UdpSource) and pipeline.peers is not None and self.follower is None:
+            self.recv_path = RecvPath(source, self.playout)
         while not self._stop.is_set():
-            n, peer = source.receive(buf, pipeline.wait(self._arrival_clock()))
-            now = self._arrival_clock()
-            # A packet's fragments come together: while one is incomplete, the
-            # rest, already waiting, are taken in the same turn as arrived now
-            # (a bounded number, so a flood still leaves room for deadlines).
-            for _ in range(BATCH_MOST):
-                if not n:
-                    break
-                played = pipeline.stats.datagrams
-                pipeline.feed(view[:n], peer, now)
-                if pipeline.stats.datagrams != played:  # from the sender, not a stranger
-                    at = time.monotonic()
-                    self.outages.arrived(at)
-                    self._last_datagram = (peer, at)
-                if not pipeline.partial:
-                    break
-                n, peer = source.receive(buf, 0.0)
+            got = None
+            if self.recv_path is not None:
+                got = self.recv_path.pump(pipeline, min(C_TURN_SECONDS,
+                                                        pipeline.wait(self._arrival_clock())))
+            if got is None:
+                now = self._turn(buf, view)
+            else:
+                now = self._arrival_clock()
+                placed, datagrams = got
+                for at in placed:
+                    self._heard(pipeline.peers.peer, at)
+                for datagram, peer in datagrams:
+                    if source.admits(peer):
+                        self._feed(datagram, peer, now)
             pipeline.tick(now)
             self.levels.poll_if_due()
             if self.follower is not None:
@@ -200,6 +208,36 @@ class Receiver(Node):
                 margin, self._new_margin = self._new_margin, None
                 self.jitter.set_margin(margin)
             self.beats += 1
+
+    def _turn(self, buf: bytearray, view: memoryview) -> int:
+        """One turn of the network thread in Python: a datagram waited for
+        and fed, with the rest of its packet's fragments.  Returns now."""
+        source, pipeline = self.link, self.pipeline
+        n, peer = source.receive(buf, pipeline.wait(self._arrival_clock()))
+        now = self._arrival_clock()
+        # A packet's fragments come together: while one is incomplete, the
+        # rest, already waiting, are taken in the same turn as arrived now
+        # (a bounded number, so a flood still leaves room for deadlines).
+        for _ in range(BATCH_MOST):
+            if not n:
+                break
+            self._feed(view[:n], peer, now)
+            if not pipeline.partial:
+                break
+            n, peer = source.receive(buf, 0.0)
+        return now
+
+    def _feed(self, datagram: memoryview | bytes, peer: tuple, now: int) -> None:
+        pipeline = self.pipeline
+        played = pipeline.stats.datagrams
+        pipeline.feed(datagram, peer, now)
+        if pipeline.stats.datagrams != played:  # from the sender, not a stranger
+            self._heard(peer, time.monotonic())
+
+    def _heard(self, peer: tuple, at: float) -> None:
+        """A datagram from ``peer`` (the sender played) came at ``at`` (monotonic)."""
+        self.outages.arrived(at)
+        self._last_datagram = (peer, at)
 
     def _quiesce(self) -> None:
         # Wait for the cycles that play the fade and one of silence; a

@@ -250,23 +250,43 @@ class Reassembler:
         self._pending: dict[tuple, tuple[Header, list[bytes | None]]] = {}
         self._done: deque[tuple] = deque(maxlen=4 * window)
 
+    @staticmethod
+    def key(header: Header) -> tuple:
+        """What identifies a fragment's packet.  Fragments that disagree
+        about their packet are of different packets (one of them forged or
+        broken): each completes on its own, so a lie cannot keep the real
+        packet from completing."""
+        return (header.stream_id, header.seq, header.timestamp, header.frag_count,
+                header.frames, header.channels)
+
+    def seqs(self, stream_id: int) -> set[int]:
+        """The packets of ``stream_id`` it holds fragments of or completed lately."""
+        return {k[1] for k in (*self._pending, *self._done) if k[0] == stream_id}
+
+    def completed(self, header: Header) -> None:
+        """A packet was gathered whole elsewhere (the C receive path), as if
+        its fragments had come here: it took a place among the packets
+        pending while they came, and a fragment of it that comes again is
+        a duplicate."""
+        self._make_room()
+        self._done.append(self.key(header))
+
+    def _make_room(self) -> None:
+        if len(self._pending) >= self.window:
+            del self._pending[next(iter(self._pending))]
+            self.incomplete += 1
+
     def add(self, header: Header, payload: bytes) -> tuple[Header, bytes] | None:
         """Add one fragment; return (header, payload) once its packet is whole."""
         if header.frag_count == 1:
             return header, bytes(payload)
-        # Fragments that disagree about their packet are of different
-        # packets (one of them forged or broken): each completes on its own,
-        # so a lie cannot keep the real packet from completing.
-        key = (header.stream_id, header.seq, header.timestamp, header.frag_count,
-               header.frames, header.channels)
+        key = self.key(header)
         entry = self._pending.get(key)
         if entry is None and key in self._done:
             self.duplicate += 1
             return None
         if entry is None:
-            if len(self._pending) >= self.window:
-                del self._pending[next(iter(self._pending))]
-                self.incomplete += 1
+            self._make_room()
             entry = (header, [None] * header.frag_count)
             self._pending[key] = entry
         first, parts = entry

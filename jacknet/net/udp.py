@@ -109,14 +109,21 @@ class UdpSource:
                 n, peer = self.sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
             except OSError:  # BlockingIOError: nothing after all (or an ICMP error)
                 return 0, None
-            if self.allow is None or peer[0] in self.allow:
+            if self.admits(peer):
                 return n, peer
-            self._stats.denied += 1
             if deadline is None:
                 deadline = time.monotonic() + timeout
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return 0, None
+
+    def admits(self, peer: tuple) -> bool:
+        """Whether a datagram from ``peer`` may be taken (``--allow``); one
+        that may not is counted in ``denied``."""
+        if self.allow is None or peer[0] in self.allow:
+            return True
+        self._stats.denied += 1
+        return False
 
     def vouch(self) -> None:
         pass  # a datagram is kept or dropped on its own; there is no connection to keep

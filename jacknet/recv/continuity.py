@@ -90,6 +90,15 @@ class Timeline:
         self._start(seq, timestamp, at, arrival)
         return Place.LEAP
 
+    def line(self, packets: int) -> tuple[float, float] | None:
+        """Where the line is now, for a placement made without `place`:
+        (skew, reach), such that a packet in sequence whose ``timestamp -
+        arrival * ratio`` lies within ``reach`` of ``skew`` is still on it
+        after ``packets`` more have moved it.  None before the first packet."""
+        if self._skew is None:
+            return None
+        return self._skew, self._window - packets * self._follow
+
     def _start(self, seq: int, timestamp: int, at: float, arrival: int) -> None:
         self._skew = timestamp - at
         self._t0 = timestamp - seq * self._frames

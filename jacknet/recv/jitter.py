@@ -293,12 +293,22 @@ class JitterBuffer:
         """
         if not self.admit(stream_id, timestamp, arrival):
             return Outcome.FOREIGN
+        return self._place(timestamp, block.shape[1], arrival, self.playout.read_end, block,
+                           measured)
+
+    def placed(self, timestamp: int, frames: int, arrival: int, read_end: int) -> None:
+        """Account for a packet of the current stream that the C receive
+        path (`jacknet.rt.recvpath`) wrote where `insert` would have, when
+        the playout had read up to ``read_end``: by the same rules."""
+        self._place(timestamp, frames, arrival, read_end, None, True)
+
+    def _place(self, timestamp: int, frames: int, arrival: int, read_end: int,
+               block: np.ndarray | None, measured: bool) -> Outcome:
+        """`insert`'s rules; ``block`` None: the frames are in the ring already."""
         pl = self.playout
-        frames = block.shape[1]
         first = self.mapping.index(timestamp)
         end = first + frames
         self._next_index = max(self._next_index, end + pl.capacity)
-        read_end = pl.read_end
         fits = not pl.locked or end <= read_end + pl.capacity - 2 * max(frames, self.period)
         if not measured:
             if end <= read_end or not fits:
@@ -308,13 +318,13 @@ class JitterBuffer:
         self._last_arrival = arrival
         self.stats.packets += 1
         self._frames = frames
-        if pl.has(first) and pl.has(end - 1):
+        if block is not None and pl.has(first) and pl.has(end - 1):
             return Outcome.DUPLICATE
 
         if self._settling:
             self._settle.append(arrival - end)
             self._settle_frames += frames
-            if fits:
+            if fits and block is not None:
                 pl.write(first, block)
             if self._settle_frames < self._settle_target:
                 return Outcome.SETTLING
@@ -342,7 +352,8 @@ class JitterBuffer:
                 self._relock("packets arrive further ahead than the buffer holds")
             return Outcome.OVERRUN
         self._overrun_run = 0
-        pl.write(first, block)
+        if block is not None:
+            pl.write(first, block)
         self._newest_end = max(self._newest_end, end)
         # Resampling faster makes packets land later on the ring's time
         # line: latency taken off, which `_shortfall` counts at once.

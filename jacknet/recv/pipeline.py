@@ -122,6 +122,40 @@ class _Stream:
         self.bridge = bridge
         self.timeline = timeline
         self.heard = HeardTransport(header.sample_rate)
+        self.copies = False  # its packets carry copies or FEC
+        self.next: tuple[int, int] | None = None  # (seq, timestamp) after the newest stored
+
+    def stored(self, seq: int, timestamp: int) -> None:
+        """Packet ``seq`` was stored as it arrived."""
+        if self.next is None or seq_ahead(seq, self.next[0]) >= 0:
+            self.next = ((seq + 1) & 0xFFFFFFFF, timestamp + self.format[2])
+
+
+@dataclass(frozen=True)
+class InLine:
+    """The packet a C receive path may place without Python: the next one
+    of the stream played, and where it and those after it go."""
+
+    codec: int
+    channels: int
+    frames: int
+    rate: int
+    stream_id: int
+    seq: int
+    timestamp: int
+    base: int
+    """Ring index = timestamp + base."""
+    guard: int
+    """Frames the ring keeps free beyond the read position."""
+    skew: float
+    reach: float
+    """A packet whose ``timestamp - arrival`` lies within ``reach`` of
+    ``skew`` is on its stream's timeline."""
+    peer: tuple | None
+    """The sender locked to (None: any)."""
+    known: list[int]
+    """Packets from ``seq`` on that the reassembler or the sequencer has had
+    a part of: theirs to take."""
 
 
 class StreamPipeline:
@@ -227,6 +261,7 @@ class StreamPipeline:
                         header.stream_id)
             stream = self._rebuild(header, stream.timeline)
         copies: list[bytes] = []
+        stream.copies = bool(header.flags & (protocol.FLAG_REDUNDANT | protocol.FLAG_FEC))
         if header.flags & protocol.FLAG_REDUNDANT:
             payload, copies = protocol.split_redundant(payload)
         try:
@@ -239,12 +274,65 @@ class StreamPipeline:
                 self.jitter.missed(self.deadline(header.timestamp), arrival)
         elif outcome is Outcome.DUPLICATE:
             self.stats.duplicate += 1
+        elif outcome is Outcome.STORED:
+            stream.stored(header.seq, header.timestamp)
         if stream.bridge is not None and outcome is not Outcome.DUPLICATE:
             stream.bridge.arrived(header.timestamp, arrival)
         if outcome is not Outcome.DUPLICATE:
             stream.heard.add(header.timestamp, header.jack_transport_state,
                              header.jack_transport_frame, header.jack_transport_epoch, block)
         self.loss.count(header.stream_id, header.seq, outcome is Outcome.DUPLICATE)
+
+    # -- the C receive path ---------------------------------------------------
+    def in_line(self, packets: int, most_known: int) -> InLine | None:
+        """What the C receive path may place for the next ``packets``
+        packets, or None while every packet needs Python: no stream locked
+        yet, another codec, copies or FEC, resampling, or more than
+        ``most_known`` of those packets already known in part."""
+        st, jb = self.stream, self.jitter
+        if st is None or st.next is None or st.bridge is not None or st.copies:
+            return None
+        codec, channels, frames, rate = st.format
+        line = st.timeline.line(packets)
+        if (codec not in (protocol.CODEC_FLOAT32, protocol.CODEC_INT16) or rate != self.samplerate
+                or not jb.locked or jb.stream_id != st.stream_id or line is None):
+            return None
+        seq = st.next[0]
+        known = st.sequencer.seen_of(seq, packets)
+        known += [s for s in self.reassembler.seqs(st.stream_id) if 0 <= seq_ahead(s, seq) < packets]
+        if len(known) > most_known:
+            return None
+        return InLine(codec, channels, frames, rate, st.stream_id, *st.next,
+                      base=jb.mapping.base, guard=2 * max(frames, jb.period), skew=line[0],
+                      reach=line[1], peer=self.peers.peer if self.peers else None, known=known)
+
+    def placed(self, seq: int, timestamp: int, arrival: int, read_end: int, tstate: int,
+               tframe: int, epoch: int, datagrams: int, size: int) -> None:
+        """Account for a packet of `in_line`'s stream that the C receive path
+        placed: what `feed` would have counted and moved for it.  Never
+        raises, as `feed`."""
+        try:
+            self._placed(seq, timestamp, arrival, read_end, tstate, tframe, epoch, datagrams, size)
+        except Exception:
+            self._internal_error()
+
+    def _placed(self, seq: int, timestamp: int, arrival: int, read_end: int, tstate: int,
+                tframe: int, epoch: int, datagrams: int, size: int) -> None:
+        st, s = self.stream, self.stats
+        s.datagrams += datagrams
+        s.bytes += size
+        if self.peers is not None:
+            self.peers.allows(self.peers.peer, arrival)
+        codec, channels, frames, rate = st.format
+        if datagrams > 1:
+            self.reassembler.completed(protocol.Header(codec, st.stream_id, seq, timestamp, rate,
+                                                       frames, channels, 0, datagrams))
+        st.timeline.place(seq, timestamp, arrival)  # on the line: C kept to `in_line`'s reach
+        st.sequencer.placed(seq)
+        self.jitter.placed(timestamp, frames, arrival, read_end)
+        st.stored(seq, timestamp)
+        st.heard.add(timestamp, tstate, tframe, epoch)
+        self.loss.count(st.stream_id, seq, False)
 
     def _stream_for(self, header: protocol.Header) -> _Stream:
         """This stream's path, with a fresh decoder for each new stream.  A

@@ -160,6 +160,18 @@ class Sequencer:
         self._drain()
         return outcome
 
+    def seen_of(self, first: int, count: int) -> list[int]:
+        """The sequence numbers from ``first`` on (``count`` of them) that
+        came before, themselves or as copies."""
+        return [s for s in ((first + i) & 0xFFFFFFFF for i in range(count)) if s in self._seen]
+
+    def placed(self, seq: int) -> None:
+        """Packet ``seq`` arrived and was placed by the C receive path (a
+        stateless codec, not ``ordered``): remember it, as `push` would."""
+        if self._first is None:
+            self._first = seq
+        self._remember(seq, True)
+
     def _decode(self, payload: bytes, raises: bool = True) -> np.ndarray | None:
         try:
             return self.decoder.decode(payload, self.channels, self.frames, self.rate)

@@ -1,4 +1,4 @@
-"""cffi build script for jacknet's real-time path (``rt.c``, ``generator.c``, ``send.c``).
+"""cffi build script for jacknet's real-time path (``rt.c``, ``generator.c``, ``send.c``, ``recv.c``).
 
 Run by setuptools at install time (``cffi_modules`` in ``setup.py``); it
 produces the extension module ``jacknet.rt._rt``.  The declarations come from
@@ -28,7 +28,8 @@ ffibuilder.cdef(cdef_from_header((HERE / "rt.h").read_text()))
 ffibuilder.set_source(
     "jacknet.rt._rt",
     '#include "rt.h"',
-    sources=[str(HERE / "rt.c"), str(HERE / "generator.c"), str(HERE / "send.c")],
+    sources=[str(HERE / "rt.c"), str(HERE / "generator.c"), str(HERE / "send.c"),
+             str(HERE / "recv.c")],
     include_dirs=[str(HERE)],
     extra_compile_args=["-O2", "-std=gnu11"],
     libraries=["m", "pthread"],

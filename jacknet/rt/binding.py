@@ -19,10 +19,11 @@ from jacknet.rt.engines import _Engine, c_address
 
 log = logging.getLogger(__name__)
 
-# libjack functions the C process callbacks call, by jn_jack_api field.
+# libjack functions the C code calls, by jn_jack_api field.
 _API = {
     "port_get_buffer": "jack_port_get_buffer",
     "last_frame_time": "jack_last_frame_time",
+    "frame_time": "jack_frame_time",  # the receive path stamps arrivals (recv.c)
     "transport_query": "jack_transport_query",
     "transport_locate": "jack_transport_locate",
     "transport_start": "jack_transport_start",

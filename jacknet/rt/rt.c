@@ -682,3 +682,10 @@ void jn_follow_timebase(int32_t state, uint32_t nframes, jn_position *pos, int32
     jn_bbt_at(&f->bbt_kept, f->bbt_kept_frame,
               f->bbt_kept_rate ? f->bbt_kept_rate : pos->frame_rate, pos->frame, pos);
 }
+
+double jn_seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}

@@ -13,6 +13,10 @@
 #define JN_META_SLOTS 1024
 #define JN_POSITION_BBT 16
 #define JN_LEVEL_SLOTS 1024
+#define JN_RECV_FRAGMENTS 32
+#define JN_RECV_RECORDS 128
+#define JN_PEER_BYTES 128
+#define JN_RECV_KNOWN 32
 
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -46,6 +50,7 @@ typedef struct {
 typedef struct {
     void *(*port_get_buffer)(void *port, uint32_t nframes);
     uint32_t (*last_frame_time)(const void *client);
+    uint32_t (*frame_time)(const void *client);
     int (*transport_query)(const void *client, jn_position *pos);
     int (*transport_locate)(void *client, uint32_t frame);
     void (*transport_start)(void *client);
@@ -242,6 +247,57 @@ typedef struct {
     uint64_t packets, datagrams, bytes, send_errors, clipped;
 } jn_sendpath;
 
+/* One packet jn_recv_pump placed, for Python to account for. */
+typedef struct {
+    uint32_t seq;
+    uint64_t timestamp;
+    uint64_t arrival;             /* receiver clock */
+    double at;                    /* CLOCK_MONOTONIC seconds (Python's time.monotonic) */
+    uint64_t read_end;            /* the playout's, as the packet was placed */
+    uint32_t tbyte;               /* the header's transport state byte and frame */
+    uint32_t tframe;
+    uint32_t datagrams, bytes;
+} jn_recvrecord;
+
+/*
+ * The receiver's PCM packets placed without Python (recv.c).  Python fills
+ * in the stream's format and where its next packet goes before each call;
+ * the call hands back what it placed, and the datagram (with the fragments
+ * gathered before it) that needs Python.
+ */
+typedef struct {
+    int32_t fd;                   /* the bound UDP socket */
+    uint32_t codec;               /* JN_CODEC_FLOAT32 or JN_CODEC_INT16 */
+    uint32_t nch, frames, rate;   /* the stream's (its headers') */
+    uint32_t stream_id;
+    uint8_t peer[JN_PEER_BYTES];  /* the sender locked to (a sockaddr) */
+    uint32_t peer_len;            /* 0: any sender */
+    int64_t base;                 /* ring index = timestamp + base */
+    uint32_t guard;               /* frames the ring keeps free beyond the read position */
+    int64_t skew, window;         /* a packet's timestamp - arrival lies within window of skew */
+    uint64_t arrival;             /* the receiver clock, without a JACK client (tests) */
+    /* the next packet of the stream, Python's in between calls */
+    uint32_t seq;
+    uint64_t timestamp;
+    uint32_t known[JN_RECV_KNOWN];  /* packets Python has had a part of: its own */
+    uint32_t nknown;
+    /* buffers */
+    uint8_t *datagram;            /* JN_MAX_DATAGRAM bytes: the last datagram read */
+    uint8_t *packet;              /* the payload gathered */
+    uint8_t *held;                /* the fragments gathered, whole */
+    float *block;                 /* nch * frames */
+    /* what the call did */
+    uint32_t length;              /* bytes of the datagram Python must take, 0: none */
+    uint8_t sender[JN_PEER_BYTES];  /* ... and its sender (a sockaddr) */
+    uint32_t sender_len;
+    uint32_t gathered;            /* fragments before it that Python must take first */
+    uint32_t held_len[JN_RECV_FRAGMENTS];
+    uint32_t held_bytes;
+    uint32_t gathered_payload;
+    uint32_t placed;
+    jn_recvrecord records[JN_RECV_RECORDS];
+} jn_recvpath;
+
 uint64_t jn_meter_read(jn_meter *m, uint64_t from, float *peak, double *sumsq, uint64_t *clips, uint64_t *frames);
 int jn_watch_xrun(void *arg);
 void jn_watch_shutdown(int code, const char *reason, void *arg);
@@ -263,7 +319,10 @@ int jn_capture_meta(jn_capture *c, uint64_t pos, jn_cycle_meta *out);
 int jn_capture_filled_in(jn_capture *c, uint64_t pos, uint32_t n);
 void jn_capture_skip(jn_capture *c);
 int jn_capture_wait(jn_capture *c, double timeout);
+/* CLOCK_MONOTONIC in seconds: the C paths' deadlines. */
+double jn_seconds_now(void);
 int jn_send_pump(jn_sendpath *s, jn_capture *c, double seconds);
+int jn_recv_pump(jn_recvpath *r, jn_playout *p, double seconds);
 jn_playout *jn_playout_new(uint32_t nch, uint32_t capacity, uint32_t fade_len, float decay, float limit);
 void jn_playout_free(jn_playout *p);
 void jn_playout_write(jn_playout *p, uint64_t idx, uint32_t n, uint32_t src_nch, const float *src);
@@ -285,7 +344,10 @@ enum { JN_FOLLOW_NONE = 0, JN_FOLLOW_LOCATE = 1, JN_FOLLOW_ROLL = 2, JN_FOLLOW_S
 enum { JN_FOLLOW_HOLD_CYCLES = 16 };  /* a roll not made by then is given up */
 /* jn_send_pump: time is up, or the packet in s->block needs Python. */
 enum { JN_SEND_IDLE = 0, JN_SEND_PYTHON = 1 };
-/* net.protocol's codec ids and transport constants. */
+/* jn_recv_pump: time is up (or its records are full), or a datagram needs Python. */
+enum { JN_RECV_IDLE = 0, JN_RECV_PYTHON = 1, JN_MAX_DATAGRAM = 65507 };
+/* net.protocol's codec ids, transport constants and header. */
 enum { JN_CODEC_FLOAT32 = 0, JN_CODEC_INT16 = 1, JN_TRANSPORT_NONE = 7, JN_TRANSPORT_EPOCHS = 32 };
+enum { JN_HEADER_SIZE = 40, JN_PROTOCOL_VERSION = 2 };
 
 #endif

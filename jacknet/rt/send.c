@@ -13,17 +13,13 @@
  * Runs on the sender's network thread, never on JACK's; the GIL is released
  * for the whole call (cffi does so around every call).
  */
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "rt.h"
 
-#define HEADER_SIZE 40
-#define PROTOCOL_VERSION 2
 #define STATE_ROLLING 1
 
 static uint8_t *put16(uint8_t *p, uint32_t v)
@@ -50,7 +46,7 @@ static void put_header(const jn_sendpath *s, uint8_t *p, uint64_t timestamp, int
                        uint32_t frame, uint32_t index, uint32_t count, uint32_t len)
 {
     memcpy(p, "JNET", 4);
-    p[4] = PROTOCOL_VERSION;
+    p[4] = JN_PROTOCOL_VERSION;
     p[5] = (uint8_t)s->codec;
     p[6] = (uint8_t)s->flags;
     p[7] = (uint8_t)(state | (s->epoch % JN_TRANSPORT_EPOCHS) << 3);
@@ -128,17 +124,17 @@ static void send_packet(jn_sendpath *s, uint64_t timestamp, int32_t state, uint3
         payload = (const uint8_t *)s->block;  /* little-endian planar float32, as on the wire */
         len = n * 4;
     }
-    size_t room = s->mtu - HEADER_SIZE;
+    size_t room = s->mtu - JN_HEADER_SIZE;
     uint32_t count = len ? (uint32_t)((len + room - 1) / room) : 1;
     for (uint32_t i = 0; i < count; i++) {
         size_t part = len - i * room < room ? len - i * room : room;
         put_header(s, s->datagram, timestamp, state, frame, i, count, (uint32_t)part);
-        memcpy(s->datagram + HEADER_SIZE, payload + i * room, part);
-        if (send(s->fd, s->datagram, HEADER_SIZE + part, MSG_DONTWAIT) < 0) {
+        memcpy(s->datagram + JN_HEADER_SIZE, payload + i * room, part);
+        if (send(s->fd, s->datagram, JN_HEADER_SIZE + part, MSG_DONTWAIT) < 0) {
             s->send_errors++;  /* nobody listening yet, no route, or a full buffer */
         } else {
             s->datagrams++;
-            s->bytes += HEADER_SIZE + part;
+            s->bytes += JN_HEADER_SIZE + part;
         }
     }
     s->seq++;
@@ -149,16 +145,9 @@ static void send_packet(jn_sendpath *s, uint64_t timestamp, int32_t state, uint3
     s->last_ts = timestamp;
 }
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int jn_send_pump(jn_sendpath *s, jn_capture *c, double seconds)
 {
-    double deadline = seconds_now() + seconds;
+    double deadline = jn_seconds_now() + seconds;
     for (;;) {
         int64_t got;
         while ((got = jn_capture_read(c, s->block, s->frames)) >= 0) {
@@ -176,7 +165,7 @@ int jn_send_pump(jn_sendpath *s, jn_capture *c, double seconds)
             }
             send_packet(s, pos, state, frame);
         }
-        double left = deadline - seconds_now();
+        double left = deadline - jn_seconds_now();
         if (left <= 0)
             return JN_SEND_IDLE;
         jn_capture_wait(c, left);
