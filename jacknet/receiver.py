@@ -39,9 +39,11 @@ RING_SPARE_FRAMES = 8192
 # Datagrams taken in one turn of the network thread at most: more than a
 # packet's fragments (64 KiB in 1400-byte datagrams).
 BATCH_MOST = 64
-# The C receive path returns to Python at least this often, for the meters,
-# a reload and a stop.
-C_TURN_SECONDS = 0.02
+# The C receive path returns to Python at least this often, to account for
+# what it placed, for the meters, a reload and a stop.  Every return wakes
+# Python cold (hundreds of µs); the packets that need a decision come back
+# at once whatever this is.
+C_TURN_SECONDS = 0.05
 # A closing receiver fades its outputs out over this long before the ports
 # go: longer than a concealment's 2 ms, as nothing follows it.
 CLOSE_FADE_SECONDS = 0.01

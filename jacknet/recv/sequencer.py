@@ -97,6 +97,7 @@ class Sequencer:
         self._max_conceal = max(1, round(MAX_CONCEAL_SECONDS * rate / frames))
         self._first: int | None = None
         self._seen: dict[int, bool] = {}  # seq -> arrived itself (else revived); insertion-ordered
+        self._furthest: int | None = None  # the seq remembered furthest ahead
         # ordered decoding
         self._next: int | None = None
         self._next_ts = 0
@@ -163,6 +164,9 @@ class Sequencer:
     def seen_of(self, first: int, count: int) -> list[int]:
         """The sequence numbers from ``first`` on (``count`` of them) that
         came before, themselves or as copies."""
+        if self._furthest is None:
+            return []
+        count = min(count, seq_ahead(self._furthest, first) + 1)
         return [s for s in ((first + i) & 0xFFFFFFFF for i in range(count)) if s in self._seen]
 
     def placed(self, seq: int) -> None:
@@ -184,6 +188,8 @@ class Sequencer:
     def _remember(self, seq: int, itself: bool) -> None:
         """``itself``: the packet arrived (not only a copy of it)."""
         self._seen[seq] = itself
+        if self._furthest is None or seq_ahead(seq, self._furthest) > 0:
+            self._furthest = seq
         if len(self._seen) > SEEN:
             del self._seen[next(iter(self._seen))]
 
