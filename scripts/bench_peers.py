@@ -167,7 +167,11 @@ def main() -> int:
         systems = [s for s in systems if s[2]] + [jacknet("opus/5", extra=("--redundancy", "1")),
                                                   jacknet("int16", extra=("--redundancy", "1"))]
     if args.only:
+        every = systems
         systems = [s for s in systems if chosen(s[0], args.only)]
+        if not systems and not chosen("direct", args.only):
+            ap.error(f"--only {' '.join(args.only)}: no system is labelled so; the labels are "
+                     f"{', '.join(repr(s[0]) for s in every)}")
     if args.log_dir:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     realtime = os.geteuid() == 0
@@ -180,7 +184,8 @@ def main() -> int:
             watcher.run(Capture(1))
             for rnd in range(args.rounds):
                 for channels in args.channels:
-                    order = systems[rnd % len(systems):] + systems[:rnd % len(systems)]
+                    turn = rnd % max(1, len(systems))
+                    order = systems[turn:] + systems[:turn]
                     if chosen("direct", args.only):
                         results.setdefault(("direct", channels), []).append(run_case(
                             server, "direct", channels, args.seconds,
