@@ -296,6 +296,11 @@ class JitterBuffer:
         return self._place(timestamp, block.shape[1], arrival, self.playout.read_end, block,
                            measured)
 
+    def guard(self, frames: int) -> int:
+        """Frames of the ring a packet of ``frames`` may not reach into,
+        ahead of the playout: a writer must never lap the reader."""
+        return 2 * max(frames, self.period)
+
     def placed(self, timestamp: int, frames: int, arrival: int, read_end: int) -> None:
         """Account for a packet of the current stream that the C receive
         path (`jacknet.rt.recvpath`) wrote where `insert` would have, when
@@ -309,7 +314,7 @@ class JitterBuffer:
         first = self.mapping.index(timestamp)
         end = first + frames
         self._next_index = max(self._next_index, end + pl.capacity)
-        fits = not pl.locked or end <= read_end + pl.capacity - 2 * max(frames, self.period)
+        fits = not pl.locked or end <= read_end + pl.capacity - self.guard(frames)
         if not measured:
             if end <= read_end or not fits:
                 return Outcome.LATE if fits else Outcome.OVERRUN

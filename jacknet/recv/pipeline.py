@@ -268,20 +268,29 @@ class StreamPipeline:
             outcome = stream.sequencer.push(header.seq, header.timestamp, payload, copies, arrival)
         except ValueError as e:
             raise MalformedPacket("payload", str(e)) from None
+        self._counted(stream, header.seq, header.timestamp, outcome, arrival,
+                      (header.jack_transport_state, header.jack_transport_frame,
+                       header.jack_transport_epoch, block))
+
+    def _counted(self, stream: _Stream, seq: int, timestamp: int, outcome: Outcome,
+                 arrival: int, transport: tuple) -> None:
+        """What follows a packet's outcome, whoever placed it: its count,
+        the stream's next packet, the bridge's clock, the transport heard
+        (``transport``: `HeardTransport.add`'s state, frame, epoch and
+        position block) and loss."""
         if outcome is Outcome.LATE:
             self.stats.late += 1
             if stream.sequencer.ordered:
-                self.jitter.missed(self.deadline(header.timestamp), arrival)
+                self.jitter.missed(self.deadline(timestamp), arrival)
         elif outcome is Outcome.DUPLICATE:
             self.stats.duplicate += 1
         elif outcome is Outcome.STORED:
-            stream.stored(header.seq, header.timestamp)
+            stream.stored(seq, timestamp)
         if stream.bridge is not None and outcome is not Outcome.DUPLICATE:
-            stream.bridge.arrived(header.timestamp, arrival)
+            stream.bridge.arrived(timestamp, arrival)
         if outcome is not Outcome.DUPLICATE:
-            stream.heard.add(header.timestamp, header.jack_transport_state,
-                             header.jack_transport_frame, header.jack_transport_epoch, block)
-        self.loss.count(header.stream_id, header.seq, outcome is Outcome.DUPLICATE)
+            stream.heard.add(timestamp, *transport)
+        self.loss.count(stream.stream_id, seq, outcome is Outcome.DUPLICATE)
 
     # -- the C receive path ---------------------------------------------------
     def in_line(self, packets: int, most_known: int) -> InLine | None:
@@ -303,7 +312,7 @@ class StreamPipeline:
         if len(known) > most_known:
             return None
         return InLine(codec, channels, frames, rate, st.stream_id, *st.next,
-                      base=jb.mapping.base, guard=2 * max(frames, jb.period), skew=line[0],
+                      base=jb.mapping.base, guard=jb.guard(frames), skew=line[0],
                       reach=line[1], peer=self.peers.peer if self.peers else None, known=known)
 
     def placed(self, seq: int, timestamp: int, arrival: int, read_end: int, tstate: int,
@@ -330,9 +339,7 @@ class StreamPipeline:
         st.timeline.place(seq, timestamp, arrival)  # on the line: C kept to `in_line`'s reach
         st.sequencer.placed(seq)
         self.jitter.placed(timestamp, frames, arrival, read_end)
-        st.stored(seq, timestamp)
-        st.heard.add(timestamp, tstate, tframe, epoch)
-        self.loss.count(st.stream_id, seq, False)
+        self._counted(st, seq, timestamp, Outcome.STORED, arrival, (tstate, tframe, epoch, None))
 
     def _stream_for(self, header: protocol.Header) -> _Stream:
         """This stream's path, with a fresh decoder for each new stream.  A
