@@ -49,6 +49,31 @@ class Int(Kind):
         return value
 
 
+class AutoInt(Int):
+    """A whole number in ``lo..hi``, or ``auto`` (None): the program chooses."""
+
+    def parse(self, text: str) -> int | None:
+        if text == "auto":
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number{self._allowed}") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> int | None:
+        if value is None or value == "auto":
+            return None
+        try:
+            return super().check(value)
+        except ValueError as e:
+            raise ValueError(f"{e}{self._allowed}") from None
+
+    @property
+    def _allowed(self) -> str:
+        return f"; give {self.lo}..{self.hi} or auto"
+
+
 class Seconds(Kind):
     """A positive number of seconds (or any positive quantity)."""
 

@@ -93,7 +93,7 @@ class Sender(Node):
         self.bytes = 0
         self._sealing = 0  # bytes the link adds to each datagram (the seal's tag)
         self._last_sent: float | None = None  # monotonic time, the worker's
-        self.frames = self.rate = 0
+        self.frames = self.rate = self.mtu = 0
         self.converter: RateConverter | None = None
 
     def open_link(self):
@@ -119,7 +119,8 @@ class Sender(Node):
         # One stream id for the life of this sender: a rebuild is a new Sender.
         # A sealed datagram is a tag longer than the packetizer's.
         self._sealing = TAG if c.security == "psk" else 0
-        mtu = c.mtu - self._sealing
+        self.mtu = c.mtu if c.mtu is not None else self.link.auto_mtu()
+        mtu = self.mtu - self._sealing
         self.packetizer = Packetizer(self.encoder, c.channels, self.rate, self.frames, mtu,
                                      c.redundancy, fec=c.codec == "opus" and c.fec,
                                      stream_id=self.stream_id)
@@ -135,8 +136,10 @@ class Sender(Node):
 
     def _started(self) -> None:
         c = self.config
-        log.info("sending %d channel(s) of %s from JACK '%s' to %s:%d over %s, %d frames per packet%s",
-                 c.channels, c.codec, self.jack.name, c.host, c.port, c.transport, self.frames,
+        log.info("sending %d channel(s) of %s from JACK '%s' to %s:%d over %s, %d frames per "
+                 "packet in datagrams of at most %d bytes%s%s", c.channels, c.codec,
+                 self.jack.name, c.host, c.port, c.transport, self.frames, self.mtu,
+                 " (--mtu auto)" if c.mtu is None else "",
                  f", {c.redundancy} earlier packet(s) in each" if c.redundancy else "")
 
     def _work(self) -> None:
@@ -227,6 +230,7 @@ class Sender(Node):
         return SenderStats(
             packets=packets, datagrams=self.datagrams, bytes=self.bytes,
             kbit_s=8 * self.bytes / audio_seconds / 1000 if audio_seconds else 0.0,
+            mtu=self.mtu,
             copies_left_out=pk.copies_left_out if pk and c.redundancy else None,
             send_errors=link.send_errors if link else 0,
             queue_dropped=link.queue_dropped if link else 0,

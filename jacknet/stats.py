@@ -31,6 +31,8 @@ class SenderStats:
     """Their bytes as sent, headers (and a sealed link's tags) included (sender.Sender)."""
     kbit_s: float = 0.0
     """Bits on the wire per second of audio (sender.Sender, from bytes and packets)."""
+    mtu: int = 0
+    """Largest datagram payload in bytes: --mtu, or what auto chose for the path (sender.Sender)."""
     copies_left_out: int | None = None
     """With --redundancy: copies that did not fit in --mtu (packetizer.Packetizer)."""
     send_errors: int = 0

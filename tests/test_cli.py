@@ -20,6 +20,7 @@ def jacknet(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     ["send", "h:1", "--channels", "two"],
     ["send", "h:1", "--codec", "mp3"],
     ["send", "h:1", "--mtu", "100"],
+    ["send", "h:1", "--mtu", "big"],
     ["send", "h:1", "--frames-per-packet", "9000"],
     ["send", "h:99999"],
     ["send", "h:"],

@@ -146,6 +146,6 @@ def test_the_library_refuses_what_the_command_line_refuses(make, message):
 def test_defaults_are_the_documented_ones():
     s, r = SenderConfig(), ReceiverConfig()
     assert (s.port, s.codec, s.mtu, s.redundancy, s.opus.frame_ms, s.opus.bitrate) == \
-        (4477, "float32", 1400, 0, 5.0, 96000)
+        (4477, "float32", None, 0, 5.0, 96000)
     assert (r.host, r.port, r.latency_ms, r.drift, r.resampler) == \
         ("0.0.0.0", 4477, 5.0, False, "sinc_fastest")

@@ -38,10 +38,18 @@ class SourceStats:
     """Sealed: new streams accepted."""
 
 
+# A datagram this size crosses the tunnels and PPPoE links of the internet
+# whole, which the kernel cannot see past the first hop.
+SAFE_MTU = 1400
+
+
 class Sink(Protocol):
     """Where a sender's datagrams go.  `send` never blocks."""
 
     def send(self, datagram: bytes) -> bool: ...
+
+    def auto_mtu(self) -> int:
+        """The largest datagram payload to send, for ``--mtu auto``."""
 
     def stats(self) -> SinkStats: ...
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 from jacknet.errors import ConfigError
 from jacknet.net.address import resolve, show_address
-from jacknet.net.link import SinkStats, SourceStats
+from jacknet.net.link import SAFE_MTU, SinkStats, SourceStats
 from jacknet.security.access import AllowList
 from jacknet.stats import RateLimitedLog
 
@@ -64,6 +64,9 @@ class TcpSink:
             self._stats.queue_dropped += 1
         self._wake.set()
         return True
+
+    def auto_mtu(self) -> int:
+        return SAFE_MTU  # framed in a byte stream: the size only sets the framing's overhead
 
     def stats(self) -> SinkStats:
         self._stats.connected = self._sock is not None

@@ -10,8 +10,30 @@ from typing import Callable
 
 from jacknet.errors import ConfigError
 from jacknet.net.address import interface_index, is_multicast, resolve
-from jacknet.net.link import SinkStats, SourceStats
+from jacknet.net.link import SAFE_MTU, SinkStats, SourceStats
+from jacknet.net.protocol import MAX_DATAGRAM
 from jacknet.security.access import AllowList
+
+
+# getsockopt names of <linux/in.h> and <linux/in6.h> the socket module lacks:
+# the MTU of a connected socket's path as the kernel knows it.
+_IP_MTU, _IPV6_MTU = 14, 24
+# What IPv4 or IPv6 and UDP add to a datagram's payload on the wire.
+_IP_UDP_HEADERS = {socket.AF_INET: 28, socket.AF_INET6: 48}
+ETHERNET_MTU = 1500
+
+
+def choose_mtu(path_mtu: int | None, family: int) -> int:
+    """``--mtu auto`` for a path of ``path_mtu`` bytes (None: unknown).
+
+    Above Ethernet's MTU (the loopback, jumbo frames) a path was set up for
+    large datagrams, and a packet goes whole where it fits: one send and one
+    wake-up instead of one per fragment.  At or below it, a datagram stays
+    within `SAFE_MTU` and within the path."""
+    if path_mtu is None:
+        return SAFE_MTU
+    room = path_mtu - _IP_UDP_HEADERS[family]
+    return min(room, MAX_DATAGRAM) if path_mtu > ETHERNET_MTU else max(576, min(room, SAFE_MTU))
 
 
 # More datagrams than any socket buffer holds: a drain stops there even
@@ -48,6 +70,16 @@ class UdpSink:
             # Nobody listening yet (ICMP refused), no route, or a full buffer.
             self._stats.send_errors += 1
             return False
+
+    def auto_mtu(self) -> int:
+        family = self.sock.family
+        try:
+            path = self.sock.getsockopt(*((socket.IPPROTO_IPV6, _IPV6_MTU)
+                                          if family == socket.AF_INET6 else
+                                          (socket.IPPROTO_IP, _IP_MTU)))
+        except OSError:
+            path = None
+        return choose_mtu(path, family)
 
     def stats(self) -> SinkStats:
         return self._stats

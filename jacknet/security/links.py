@@ -69,6 +69,9 @@ class SealedSink:
                           if self._announced < len(ANNOUNCE_AFTER) else now + ANNOUNCE_EVERY)
         return self.inner.send(self._sealer.seal(datagram))
 
+    def auto_mtu(self) -> int:
+        return self.inner.auto_mtu()
+
     def stats(self) -> SinkStats:
         return dataclasses.replace(self.inner.stats(), announcements=self.announcements)
 
