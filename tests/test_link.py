@@ -48,12 +48,13 @@ def test_link_is_exact(jack_servers, links, period, codec):
             assert_exact_tail(link, SECONDS - 0.5)
             assert len(link.checker.segments) == 1, link.checker.segments  # one delay throughout
             stats = link.stats_since_start()  # the same window the audio was checked over
+            # (A snapshot taken while the worker sends: the two counts may
+            # stand a packet apart.)
             sent = link.sender.stats()
             whole = sent.mtu == 65507
             assert whole == (link.channels != 8), sent.mtu
-            assert (sent.datagrams == sent.packets) == (whole or link.channels * period
-                                                        * (4 if codec == "float32" else 2)
-                                                        <= 1400 - 40), sent
+            one = whole or link.channels * period * (4 if codec == "float32" else 2) <= 1400 - 40
+            assert (sent.datagrams < 1.1 * sent.packets) == one, sent
             assert stats["lost"] <= stats["sender_missed"], stats
             assert stats["late"] == 0 and stats["underruns"] == 0, stats
             if codec == "float32":
