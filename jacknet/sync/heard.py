@@ -44,7 +44,8 @@ class HeardTransport:
         self.transport_rate = rate  # until a position block says otherwise
         self.position: PositionBlock | None = None
         self.changes = 0
-        self.latest: Heard | None = None
+        self._keep = round(KEEP_SECONDS * rate)
+        self._latest: tuple[int, int, int] | None = None  # what the newest packet said
         self._stamps: list[int] = []
         self._said: list[tuple[int, int, int]] = []   # state, frame, epoch at each stamp
         self._epoch: int | None = None
@@ -56,7 +57,7 @@ class HeardTransport:
             self.position = position
             self.transport_rate = position.rate
         if state == TRANSPORT_NONE:
-            self.latest = None
+            self._latest = None
             return
         if self._stamps and timestamp > self._stamps[-1]:
             if epoch != self._epoch:
@@ -69,11 +70,22 @@ class HeardTransport:
             return
         self._stamps.insert(at, timestamp)
         self._said.insert(at, (state, frame, epoch))
-        self.latest = self.at(self._stamps[-1])
-        keep = round(KEEP_SECONDS * self.rate)
-        if self._stamps[0] < self._stamps[-1] - keep:
+        self._latest = self._said[-1]
+        # Cut a second at a time: a cut per packet moves the whole list each time.
+        keep = self._keep
+        if self._stamps[0] < self._stamps[-1] - keep - self.rate:
             cut = bisect.bisect_left(self._stamps, self._stamps[-1] - keep)
             del self._stamps[:cut], self._said[:cut]
+
+    @property
+    def latest(self) -> Heard | None:
+        """What the newest packet said (None if it said nothing); any thread
+        may ask."""
+        said = self._latest
+        if said is None:
+            return None
+        state, frame, epoch = said
+        return Heard(state, float(frame) if state == ROLLING else frame, epoch)
 
     def at(self, timestamp: float) -> Heard | None:
         """The sender's transport at stream frame ``timestamp``, carried on
