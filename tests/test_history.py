@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from jacknet.monitor.history import History
 from jacknet.monitor.outages import OUTAGE_SECONDS, Outages
 from jacknet.stats import ReceiverStats, as_dict
@@ -90,3 +92,15 @@ def test_every_gap_of_a_tenth_of_a_second_or_more_is_an_outage_and_no_shorter_on
                          and sum(gaps[:k + 1]) >= now - 60)
     assert o.last_minute(now) == in_last_minute
     assert o.last_minute(now + 0.25) == in_last_minute + 1   # the one going on
+
+
+def test_a_datagram_seen_but_not_yet_told_ends_no_outage_and_starts_none():
+    # The receiver's C path tells of its datagrams every 100 ms; meanwhile
+    # it publishes when the newest came, and a reader asks with it.
+    o = Outages()
+    o.arrived(10.0)
+    assert o.ongoing(10.3) == pytest.approx(0.3)
+    assert o.ongoing(10.3, seen=10.25) is None
+    assert o.last_minute(10.3, seen=10.25) == 0
+    assert o.ongoing(10.3, seen=9.0) == pytest.approx(0.3)   # older than told: no matter
+    assert o.ongoing(10.3, seen=10.15) == pytest.approx(0.15)

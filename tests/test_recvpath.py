@@ -9,12 +9,13 @@ from __future__ import annotations
 import random
 import select
 import socket
+import time
 
 import numpy as np
 import pytest
 
 from jacknet.codecs import make_encoder
-from jacknet.net.protocol import PositionBlock
+from jacknet.net.protocol import PositionBlock, parse
 from jacknet.net.udp import UdpSource
 from jacknet.packetizer import Packetizer
 from jacknet.receiver import ring_frames
@@ -243,6 +244,34 @@ def test_forged_and_broken_datagrams_take_both_paths_alike(codec, channels, seed
     out = np.concatenate(c.out, axis=1)
     assert np.array_equal(out, np.concatenate(python.out, axis=1))
     assert np.isfinite(out).all() and np.abs(out).max() <= 4.0  # float32's ceiling
+
+
+def test_c_tells_when_the_newest_datagram_of_the_sender_came(sockets):
+    # Read by the status thread during a call, so that 100 ms between
+    # returns to Python are not taken for an outage.
+    source, senders = sockets
+    side = Side(2)
+    path = RecvPath(source, side.playout)
+    assert path.heard_at is None
+    stream = sent("float32", 2, 300)
+    sender = senders["sender"].getsockname()
+    k = 0
+    while side.pipeline.in_line(2, 0) is None:  # locked by Python first
+        side.pipeline.feed(stream.packets[k][0], sender, (k + 1) * PERIOD)
+        side.cycle(k * PERIOD)
+        k += 1
+    while parse(stream.packets[k][0]).flags or parse(stream.packets[k + 1][0]).flags:
+        side.pipeline.feed(stream.packets[k][0], sender, (k + 1) * PERIOD)
+        side.cycle(k * PERIOD)
+        k += 1
+    before = time.monotonic()
+    senders["sender"].send(stream.packets[k][0])
+    placed, _ = path.pump(side.pipeline, 0.5, arrival=(k + 1) * PERIOD)
+    assert len(placed) == 1 and before <= path.heard_at <= time.monotonic()
+    heard = path.heard_at
+    senders["stranger"].send(stream.packets[k + 1][0])
+    path.pump(side.pipeline, 0.5, arrival=(k + 2) * PERIOD)
+    assert path.heard_at == heard  # a stranger's datagram is no sign of the sender
 
 
 def test_sockaddrs_round_trip():

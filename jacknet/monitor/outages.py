@@ -48,15 +48,19 @@ class Outages:
         self.count += 1
         return gap
 
-    def ongoing(self, now: float) -> float | None:
-        """Seconds since the newest datagram, if that is an outage already."""
+    def ongoing(self, now: float, seen: float | None = None) -> float | None:
+        """Seconds since the newest datagram, if that is an outage already.
+        ``seen``: a newer datagram the writer has not told of yet (the
+        receiver's C path tells of its datagrams in batches)."""
         last = self._last
+        if seen is not None and (last is None or seen > last):
+            last = seen
         if last is None or now - last < self.threshold:
             return None
         return now - last
 
-    def last_minute(self, now: float) -> int:
+    def last_minute(self, now: float, seen: float | None = None) -> int:
         """Outages that ended in the last minute, and one going on now."""
         with self._lock:
             ended = sum(1 for t in self._ends if t >= now - MINUTE)
-        return ended + (self.ongoing(now) is not None)
+        return ended + (self.ongoing(now, seen) is not None)

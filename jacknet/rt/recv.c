@@ -155,6 +155,8 @@ int jn_recv_pump(jn_recvpath *r, jn_playout *p, double seconds)
         r->sender_len = from_len;
         if (r->peer_len && (from_len != r->peer_len || memcmp(&from, r->peer, from_len) != 0))
             return JN_RECV_PYTHON;
+        double now = jn_seconds_now();
+        __atomic_store(&r->heard_at, &now, __ATOMIC_RELEASE);
         uint32_t tbyte, tframe, index, count;
         if (!is_next(r, (size_t)n, &tbyte, &tframe, &index, &count))
             return JN_RECV_PYTHON;

@@ -73,6 +73,13 @@ class RecvPath:
         self.placed = 0
         """Packets placed by C so far."""
 
+    @property
+    def heard_at(self) -> float | None:
+        """When the newest datagram from the sender played came (`time.monotonic`),
+        as C saw it: ahead of what Python was told while a call runs.  Any
+        thread may ask."""
+        return self._r.heard_at or None
+
     def _buffers(self, channels: int, frames: int, width: int) -> None:
         """Room for a packet of this format (made again only when it changes)."""
         if self._format == (channels, frames, width):

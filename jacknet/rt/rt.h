@@ -296,6 +296,10 @@ typedef struct {
     uint32_t gathered_payload;
     uint32_t placed;
     jn_recvrecord records[JN_RECV_RECORDS];
+    /* CLOCK_MONOTONIC seconds of the newest datagram from the sender
+     * played, written as it comes: other threads read it during the call
+     * (an outage going on is not one while C is taking packets) */
+    double heard_at;
 } jn_recvpath;
 
 uint64_t jn_meter_read(jn_meter *m, uint64_t from, float *peak, double *sumsq, uint64_t *clips, uint64_t *frames);
