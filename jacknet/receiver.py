@@ -42,10 +42,10 @@ BATCH_MOST = 64
 # The C receive path returns to Python at least this often, to account for
 # what it placed, for the meters, a reload and a stop.  Every return wakes
 # Python cold (about 330 µs), but 100 ms cost latency: at period 64 the
-# receiver held 3.54 ms against 2.33 at 50 ms, with more xruns (75 packets
-# accounted in one burst of a real-time thread).  The packets that need a
-# decision come back at once whatever this is, and C tells when the newest
-# datagram came as it comes (`RecvPath.heard_at`).
+# receiver held 3.54 ms against 2.33 at 50 ms, with more xruns (why is not
+# known yet).  The packets that need a decision come back at once whatever
+# this is, and C tells when the newest datagram came as it comes
+# (`RecvPath.heard_at`).
 C_TURN_SECONDS = 0.05
 # A closing receiver fades its outputs out over this long before the ports
 # go: longer than a concealment's 2 ms, as nothing follows it.
