@@ -262,3 +262,43 @@ def test_after_jumps_of_the_receivers_clock_the_latency_is_the_audio_held():
     assert max(abs(a) for a in apart[3:]) <= N // 4, apart
     # Back where it was (a review may take off the arrival phase too).
     assert PERIOD <= jb.latency_frames() <= calm + TIGHTEN_FRAMES, (jb.latency_frames(), calm)
+
+
+def test_lateness_accounted_after_the_fact_loosens_once():
+    """The C receive path writes packets as they come and Python accounts
+    for them when C returns, up to a few dozen packets later, each with the
+    read position it met.  When the path turns late for good, the buffer
+    must loosen as a receiver that accounts for each packet at once does:
+    by what covers the lateness, once.  Counted again for the packets that
+    met the read position before the loosening took effect, every three of
+    them loosened once more, and a 10 s bench round held 80 ms."""
+    late_from, later = 200, 150  # packets from here on land 150 frames later
+
+    def run(batch: int) -> Sim:
+        sim = Sim(cycles=700)
+        jb, pl = sim.jb, sim.playout
+        arrivals = steady(range(700), extra=lambda k: later if k >= late_from else 0)
+        pending, e = [], 0
+        for m in range(sim.cycles):
+            now = m * PERIOD
+            while e < len(arrivals) and arrivals[e][0] <= now:
+                at, stream, k, _ = arrivals[e]
+                e += 1
+                if not jb.locked:  # the Python path, until the stream is locked
+                    jb.insert(stream, k * N, block(k * N), at)
+                    continue
+                pl.write(jb.mapping.index(k * N), block(k * N))  # what C writes
+                pending.append((k * N, N, at, pl.read_end))
+            if len(pending) >= batch or (pending and m % batch == 0):
+                for placed in pending:
+                    jb.placed(*placed)
+                pending = []
+            pl.run(now, sim.out[:, now:now + PERIOD])
+        return sim
+
+    at_once, after = run(1), run(19)  # 19 packets: C's 50 ms at period 128
+    assert at_once.jb.stats.loosened == 1
+    assert after.jb.stats.loosened == at_once.jb.stats.loosened
+    assert after.jb.stats.relocks == at_once.jb.stats.relocks == 0
+    assert after.delay() == at_once.delay()
+    assert after.exact(600 * PERIOD, 700 * PERIOD)
