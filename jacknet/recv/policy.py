@@ -12,8 +12,11 @@ out; tests drive the same rules with made-up numbers.
 * **tighten**: after a relock or a loosening, often made inside a
   disturbance, the slack packets land with is watched over
   ``REVIEW_WINDOWS`` windows of ``REVIEW_SECONDS``; in the first window
-  whose low percentile exceeds the margin by more than ``TIGHTEN_FRAMES``
-  the latency comes back down to leave exactly the margin.  Only a few
+  whose least slack exceeds the margin by more than ``TIGHTEN_FRAMES`` the
+  latency comes back down to leave exactly the margin.  The least, not a
+  low percentile: slack is measured exactly against the read position, and
+  the rare late packets a loosening covered are what a percentile leaves
+  out, so it tightened back onto them, and loosened again, every second.  Only a few
   seconds: slow drift between two machines' cycles must not be chased.  A
   buffer still held above its target when a review ends (the disturbance
   outlasted it) starts another, so it comes back whenever the path calms.
@@ -56,7 +59,7 @@ class MarginPolicy:
         self._late_times: list[int] = []
         self._late_worst = 0
         self._review_until: int | None = None
-        self._review_samples: list[int] = []
+        self._least: int | None = None  # the least slack of the review window
         self._reviews_left = 0
 
     def forget(self) -> None:
@@ -90,7 +93,7 @@ class MarginPolicy:
             return
         self._review_until = arrival + round(REVIEW_SECONDS * self.samplerate)
         self._reviews_left = REVIEW_WINDOWS
-        self._review_samples = []
+        self._least = None
 
     @property
     def reviewing(self) -> bool:
@@ -98,14 +101,14 @@ class MarginPolicy:
 
     def review(self, slack: int, arrival: int, margin: int) -> int | None:
         """One packet's slack; returns the frames to tighten by at the end of
-        a review window whose low percentile leaves more than the ``margin``."""
+        a review window whose least slack leaves more than the ``margin``."""
         if self._review_until is None:
             return None
-        self._review_samples.append(slack)
+        self._least = slack if self._least is None else min(self._least, slack)
         if arrival < self._review_until:
             return None
-        excess = low_transit(self._review_samples) - margin
-        self._review_samples = []
+        excess = self._least - margin
+        self._least = None
         self._reviews_left -= 1
         self._review_until = (arrival + round(REVIEW_SECONDS * self.samplerate)
                               if self._reviews_left else None)
