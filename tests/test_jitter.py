@@ -316,3 +316,17 @@ def test_sporadic_lateness_loosens_once_and_holds():
     assert sim.jb.stats.loosened == 1, sim.jb.stats
     assert sim.jb.stats.tightened == 0 and sim.jb.stats.relocks == 0, sim.jb.stats
     assert sim.exact(400 * PERIOD, 1990 * PERIOD)
+
+
+def test_a_first_lock_on_a_backlog_comes_down_to_the_calm_latency():
+    """A receiver held up as it starts (its network thread waiting 50 ms
+    for the interpreter while the rest of the node starts) reads every
+    packet of its first lock late, and that lock measures a transit the
+    path does not have.  It must come back down once the path shows it, as
+    after a re-sync; it held 50 ms for the rest of a bench round."""
+    calm = PERIOD + N + TRANSIT + TARGET
+    extra = lambda k: 2400 if k < 120 else 0  # noqa: E731
+    sim = Sim(cycles=1200).run(steady(range(1200), extra=extra))
+    assert sim.delay() <= calm + TIGHTEN_FRAMES, (sim.delay(), calm)
+    assert sim.jb.stats.relocks == 0 and sim.jb.stats.loosened == 0, sim.jb.stats
+    assert sim.exact(1000 * PERIOD, 1190 * PERIOD)

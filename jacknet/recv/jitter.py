@@ -136,10 +136,10 @@ class JitterBuffer:
         self._settle: list[int] = []
         self._settle_frames = 0
         self._settle_target = 0.0
-        self._review_after_lock = False
         self._last_arrival = 0
         self._frames = period
         self._overrun_run = 0
+        self._relocking = False  # the lock measured now replaces a stale one
         # Packets that arrived by this receiver clock met the read position
         # as it was before the last move took effect (the next cycle).
         self._moved_at = -1
@@ -156,6 +156,7 @@ class JitterBuffer:
         self.mapping.start(timestamp, self._next_index)
         self._newest_end = 0
         self._overrun_run = 0
+        self._relocking = False
         self.playout.count_gaps_from(self._next_index)
         self.stats.streams += 1
         self._begin_settle(FIRST_SETTLE_SECONDS)
@@ -181,9 +182,13 @@ class JitterBuffer:
         self.transits.clear()  # a fresh lock measures afresh
         self._settling = False
         self._set_transit(d, Move.LOCK)
-        if self._review_after_lock:
-            self._review_after_lock = False
-            self.policy.start_review(self._last_arrival)
+        # A stream's first lock too: a receiver held up as it starts reads
+        # the packets of that lock late, and held 50 ms for a whole bench
+        # round from a transit the path did not have.  It is judged only
+        # beyond the period: where in a cycle packets land leaves up to a
+        # period of slack, and a calm start needs no move.
+        self.policy.start_review(self._last_arrival, 0 if self._relocking else self.period)
+        self._relocking = False
 
     def _set_transit(self, d: int, why: Move) -> None:
         self.transit = d
@@ -432,5 +437,5 @@ class JitterBuffer:
     def _relock(self, why: str) -> None:
         log.warning("re-syncing the jitter buffer: %s", why)
         self.stats.relocks += 1
+        self._relocking = True
         self._begin_settle()
-        self._review_after_lock = True

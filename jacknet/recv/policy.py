@@ -60,6 +60,7 @@ class MarginPolicy:
         self._late_worst = 0
         self._review_until: int | None = None
         self._least: int | None = None  # the least slack of the review window
+        self._beyond = 0
         self._reviews_left = 0
 
     def forget(self) -> None:
@@ -86,14 +87,16 @@ class MarginPolicy:
         self._late_times, self._late_worst = [], 0
         return worst
 
-    def start_review(self, arrival: int) -> None:
+    def start_review(self, arrival: int, beyond: int = 0) -> None:
         """Watch the slack for a while from ``arrival`` on (after a move made
-        inside a disturbance)."""
+        inside a disturbance); tighten only an excess of more than
+        ``TIGHTEN_FRAMES + beyond``."""
         if not self.review_enabled:
             return
         self._review_until = arrival + round(REVIEW_SECONDS * self.samplerate)
         self._reviews_left = REVIEW_WINDOWS
         self._least = None
+        self._beyond = beyond
 
     @property
     def reviewing(self) -> bool:
@@ -112,4 +115,4 @@ class MarginPolicy:
         self._reviews_left -= 1
         self._review_until = (arrival + round(REVIEW_SECONDS * self.samplerate)
                               if self._reviews_left else None)
-        return excess if excess > TIGHTEN_FRAMES else None
+        return excess if excess > TIGHTEN_FRAMES + self._beyond else None
