@@ -22,12 +22,13 @@ from jacknet.clock.resample import DEFAULT_QUALITY, QUALITIES
 from jacknet.codecs.opus import APPLICATIONS, FRAME_MS, OpusSettings
 from jacknet.errors import ConfigError
 from jacknet.net.address import DEFAULT_PORT, is_multicast
-from jacknet.net.protocol import MAX_CHANNELS, MAX_REDUNDANCY
+from jacknet.net.link import MIN_MTU, SAFE_MTU
+from jacknet.net.protocol import MAX_CHANNELS, MAX_DATAGRAM, MAX_REDUNDANCY
 from jacknet.monitor.web import http_address
 from jacknet.node import DEFAULT_RT_PRIORITY
 from jacknet.options import (AutoInt, Bitrate, Choice, Flag, Int, Latency, Networks, Regex,
-                             Seconds, Text, add_arguments, check_fields, from_args, from_mapping, key_of, opt,
-                             options)
+                             Seconds, Text, add_arguments, check_fields, from_args, from_mapping,
+                             key_of, opt, options)
 from jacknet.security.keys import load_key
 from jacknet.service.jackserver import DRIVERS, JackServer
 
@@ -113,9 +114,10 @@ class SenderConfig:
                     "--opus-frame 10 or 20, and a low bitrate (see docs/codecs.md)", "codec")
     expected_loss: int | None = opt(None, Int(0, 100, "PCT"), "packet loss %% the FEC is sized "
                                     "for (default 10 with --fec)", "codec")
-    mtu: int | None = opt(None, AutoInt(576, 65507, "BYTES|auto"), "largest datagram payload "
-                          "in bytes, 576..65507, or auto (default): the path's MTU where it is "
-                          "above Ethernet's (loopback, jumbo frames), else at most 1400", "link")
+    mtu: int | None = opt(None, AutoInt(MIN_MTU, MAX_DATAGRAM, "BYTES|auto"), "largest datagram "
+                          f"payload in bytes, {MIN_MTU}..{MAX_DATAGRAM}, or auto (default): the "
+                          "path's MTU where it is above Ethernet's (loopback, jumbo frames), "
+                          f"else at most {SAFE_MTU}", "link")
     ttl: int = opt(1, Int(1, 255), "multicast hops (default 1: this network only)", "link")
     interface: str | None = opt(None, Text("IF"), "multicast interface: its IPv4 address, or "
                                 "an IPv6 interface name or index", "link")

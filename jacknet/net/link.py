@@ -41,6 +41,8 @@ class SourceStats:
 # A datagram this size crosses the tunnels and PPPoE links of the internet
 # whole, which the kernel cannot see past the first hop.
 SAFE_MTU = 1400
+# The least datagram `--mtu` allows: what every IPv4 host must reassemble.
+MIN_MTU = 576
 
 
 class Sink(Protocol):

@@ -10,7 +10,7 @@ from typing import Callable
 
 from jacknet.errors import ConfigError
 from jacknet.net.address import interface_index, is_multicast, resolve
-from jacknet.net.link import SAFE_MTU, SinkStats, SourceStats
+from jacknet.net.link import MIN_MTU, SAFE_MTU, SinkStats, SourceStats
 from jacknet.net.protocol import MAX_DATAGRAM
 from jacknet.security.access import AllowList
 
@@ -33,7 +33,7 @@ def choose_mtu(path_mtu: int | None, family: int) -> int:
     if path_mtu is None:
         return SAFE_MTU
     room = path_mtu - _IP_UDP_HEADERS[family]
-    return min(room, MAX_DATAGRAM) if path_mtu > ETHERNET_MTU else max(576, min(room, SAFE_MTU))
+    return min(room, MAX_DATAGRAM) if path_mtu > ETHERNET_MTU else max(MIN_MTU, min(room, SAFE_MTU))
 
 
 # More datagrams than any socket buffer holds: a drain stops there even
