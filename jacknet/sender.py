@@ -44,10 +44,12 @@ log = logging.getLogger(__name__)
 MISSED_FILL_SECONDS = 0.1
 # The C send path comes back to Python at least this often, for the meters
 # and a stop; what needs a decision comes back at once.  A return wakes
-# Python cold, ~160 µs of a core (perf, period 128): at 50 a second that was
-# a quarter of the sender's CPU.  The meters' slots hold 1024 cycles, far
-# more than this at any period.
-SEND_TURN_SECONDS = 0.1
+# Python cold, ~160 µs of a core (perf, period 128), a fifth of the
+# sender's worker at 50 a second; but with returns every 100 ms, links at
+# period 64 glitched more: 16 events against 4 in a run where only this
+# differed, and more in the two runs before it (docs/benchmarks.md, "Fewer
+# returns, steadier locks").  Why is not known yet.
+SEND_TURN_SECONDS = 0.02
 
 
 def cut(cap: Capture, block: np.ndarray) -> Iterator[tuple[int, bool]]:
