@@ -9,14 +9,15 @@ out; tests drive the same rules with made-up numbers.
 * **loosen**: packets that land partly late, measured exactly against the
   read position, ``LATE_IN_WINDOW`` times within ``LATE_WINDOW_SECONDS``:
   the margin is too small, so grow by the worst lateness seen plus a step.
-* **tighten**: after a relock or a loosening, often made inside a
+* **tighten**: after a lock or a loosening, often made inside a
   disturbance, the slack packets land with is watched over
   ``REVIEW_WINDOWS`` windows of ``REVIEW_SECONDS``; in the first window
-  whose least slack exceeds the margin by more than ``TIGHTEN_FRAMES`` the
-  latency comes back down to leave exactly the margin.  The least, not a
-  low percentile: slack is measured exactly against the read position, and
-  the rare late packets a loosening covered are what a percentile leaves
-  out, so it tightened back onto them, and loosened again, every second.  Only a few
+  whose least slack exceeds the margin by more than ``TIGHTEN_FRAMES`` (a
+  stream's first lock: and a period) the latency comes back down to leave
+  exactly the margin.  The least, not a low percentile: slack is measured
+  exactly against the read position, and the rare late packets a
+  loosening covered are what a percentile leaves out, so it tightened back
+  onto them, and loosened again, every second.  Only a few
   seconds: slow drift between two machines' cycles must not be chased.  A
   buffer still held above its target when a review ends (the disturbance
   outlasted it) starts another, so it comes back whenever the path calms.
