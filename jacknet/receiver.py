@@ -42,9 +42,12 @@ BATCH_MOST = 64
 # The C receive path returns to Python at least this often, to account for
 # what it placed, for the meters, a reload and a stop.  Every return wakes
 # Python cold (about 330 µs), but 100 ms cost latency: at period 64 the
-# receiver held 3.54 ms against 2.33 at 50 ms, with more xruns (why is not
-# known yet).  The packets that need a decision come back at once whatever
-# this is, and C tells when the newest datagram came as it comes
+# receiver held 3.54 ms against 2.33 at 50 ms.  Part of that was the
+# buffer loosening again for late packets it had answered, fixed since
+# (`JitterBuffer._moved_at`); a round still held 79 ms after that fix,
+# before a stream's first lock was reviewed, and 100 ms was not measured
+# again.  The packets that need a decision come back at once whatever this
+# is, and C tells when the newest datagram came as it comes
 # (`RecvPath.heard_at`).
 C_TURN_SECONDS = 0.05
 # A closing receiver fades its outputs out over this long before the ports
