@@ -90,12 +90,23 @@ static void meter_block(jn_meter *m, const float *const *bufs, uint32_t nframes)
 }
 
 /*
- * Fold the cycles metered since `from` into per-channel peak (the largest),
- * sum of squares, clips and frames; returns the cycle to read from next.
- * Slots the writer may be overwriting while we read (the oldest few of the
- * ring) are left out: a reader that falls that far behind misses them.
+ * Fold the cycles metered since `from` into two sums, a meter's tenth of a
+ * second and the second it is part of (both, so the reader's fold costs
+ * no Python); returns the cycle to read from next.  Slots the writer may
+ * be overwriting while we read (the oldest few of the ring) are left out:
+ * a reader that falls that far behind misses them.
  */
-uint64_t jn_meter_read(jn_meter *m, uint64_t from, float *peak, double *sumsq, uint64_t *clips, uint64_t *frames)
+static void sums_add(jn_sums *s, const jn_level *slot, uint32_t nch)
+{
+    for (uint32_t ch = 0; ch < nch; ch++) {
+        s->peak[ch] = slot[ch].peak > s->peak[ch] ? slot[ch].peak : s->peak[ch];
+        s->sumsq[ch] += slot[ch].sumsq;
+        s->clips[ch] += slot[ch].clips;
+    }
+    s->frames += slot[0].frames;
+}
+
+uint64_t jn_meter_read(jn_meter *m, uint64_t from, jn_sums *tenth, jn_sums *second)
 {
     uint64_t end = LOAD(&m->cycles);
     uint64_t oldest = end > JN_LEVEL_SLOTS - 64 ? end - (JN_LEVEL_SLOTS - 64) : 0;
@@ -103,12 +114,8 @@ uint64_t jn_meter_read(jn_meter *m, uint64_t from, float *peak, double *sumsq, u
         from = oldest;
     for (uint64_t c = from; c < end; c++) {
         const jn_level *slot = m->slots + (size_t)(c % JN_LEVEL_SLOTS) * m->nch;
-        for (uint32_t ch = 0; ch < m->nch; ch++) {
-            peak[ch] = slot[ch].peak > peak[ch] ? slot[ch].peak : peak[ch];
-            sumsq[ch] += slot[ch].sumsq;
-            clips[ch] += slot[ch].clips;
-            frames[ch] += slot[ch].frames;
-        }
+        sums_add(tenth, slot, m->nch);
+        sums_add(second, slot, m->nch);
     }
     return end;
 }

@@ -302,7 +302,15 @@ typedef struct {
     double heard_at;
 } jn_recvpath;
 
-uint64_t jn_meter_read(jn_meter *m, uint64_t from, float *peak, double *sumsq, uint64_t *clips, uint64_t *frames);
+/* Levels per channel summed over cycles, for a reader (jn_meter_read). */
+typedef struct {
+    float peak[JN_MAX_CHANNELS];     /* the largest */
+    double sumsq[JN_MAX_CHANNELS];
+    uint64_t clips[JN_MAX_CHANNELS];
+    uint64_t frames;                 /* of each channel */
+} jn_sums;
+
+uint64_t jn_meter_read(jn_meter *m, uint64_t from, jn_sums *tenth, jn_sums *second);
 int jn_watch_xrun(void *arg);
 void jn_watch_shutdown(int code, const char *reason, void *arg);
 /* libjack's error and info function: libjack may call it on any of its
