@@ -203,8 +203,8 @@ class Receiver(Node):
             else:
                 now = self._arrival_clock()
                 placed, datagrams = got
-                for at in placed:
-                    self._heard(pipeline.peers.peer, at)
+                if placed:
+                    self._heard(pipeline.peers.peer, *placed)
                 for datagram, peer in datagrams:
                     if source.admits(peer):
                         self._feed(datagram, peer, now)
@@ -242,10 +242,11 @@ class Receiver(Node):
         if pipeline.stats.datagrams != played:  # from the sender, not a stranger
             self._heard(peer, time.monotonic())
 
-    def _heard(self, peer: tuple, at: float) -> None:
-        """A datagram from ``peer`` (the sender played) came at ``at`` (monotonic)."""
-        self.outages.arrived(at)
-        self._last_datagram = (peer, at)
+    def _heard(self, peer: tuple, *times: float) -> None:
+        """Datagrams from ``peer`` (the sender played) came at ``times`` (monotonic, in order)."""
+        for at in times:
+            self.outages.arrived(at)
+        self._last_datagram = (peer, times[-1])
 
     def _quiesce(self) -> None:
         # Wait for the cycles that play the fade and one of silence; a

@@ -22,7 +22,8 @@ from jacknet.receiver import ring_frames
 from jacknet.recv.jitter import JitterBuffer
 from jacknet.recv.pipeline import StreamPipeline
 from jacknet.rt.engines import Playout
-from jacknet.rt.recvpath import RecvPath, peer_of, sockaddr
+from jacknet.rt._rt import ffi
+from jacknet.rt.recvpath import RECORD, RecvPath, peer_of, sockaddr
 from jacknet.stats import ReceiverStats, as_dict
 from jacknet.sync.watch import TransportWatch
 from jacknet.testing.pipesim import Stream, signal
@@ -290,3 +291,12 @@ def test_the_c_paths_speak_the_protocols_constants():
     assert lib.JN_MAX_DATAGRAM == protocol.MAX_DATAGRAM
     assert (lib.JN_HEADER_SIZE, lib.JN_PROTOCOL_VERSION) == (protocol.HEADER_SIZE,
                                                             protocol.VERSION)
+
+
+def test_the_records_unpack_as_c_lays_them_out():
+    values = {"seq": 0xFFFFFFFE, "timestamp": 1 << 40, "arrival": (1 << 50) + 3, "at": 12.5,
+              "read_end": (1 << 45) + 7, "tbyte": 0x1F, "tframe": 0xFFFFFFF0, "datagrams": 3,
+              "bytes": 4000}
+    rec = ffi.new("jn_recvrecord *", values)
+    assert RECORD.size == ffi.sizeof("jn_recvrecord")
+    assert RECORD.unpack(ffi.buffer(rec)) == tuple(values.values())

@@ -106,6 +106,17 @@ class LossCounter:
         self._unique += not duplicate
         self._current = max(0, self._span - self._unique)
 
+    def count_run(self, stream_id: int, first: int, count: int) -> None:
+        """`count` for ``count`` packets in sequence from ``first``, none a duplicate."""
+        self.count(stream_id, first, False)
+        if count > 1:
+            last = (first + count - 1) & 0xFFFFFFFF
+            ahead = seq_ahead(last, self._first)
+            if ahead >= 0:
+                self._span = max(self._span, ahead + 1)
+            self._unique += count - 1
+            self._current = max(0, self._span - self._unique)
+
     @property
     def lost(self) -> int:
         return self._before + self._current
@@ -315,31 +326,41 @@ class StreamPipeline:
                       base=jb.mapping.base, guard=jb.guard(frames), skew=line[0],
                       reach=line[1], peer=self.peers.peer if self.peers else None, known=known)
 
-    def placed(self, seq: int, timestamp: int, arrival: int, read_end: int, tstate: int,
-               tframe: int, epoch: int, datagrams: int, size: int) -> None:
-        """Account for a packet of `in_line`'s stream that the C receive path
-        placed: what `feed` would have counted and moved for it.  Never
-        raises, as `feed`."""
+    def placed(self, records: list[tuple]) -> None:
+        """Account for packets of `in_line`'s stream that the C receive path
+        placed, in order: what `feed` would have counted and moved for each.
+        ``records`` are (seq, timestamp, arrival, read_end, transport state,
+        transport frame, epoch, datagrams, bytes), consecutive packets of
+        the stream.  Never raises, as `feed`."""
         try:
-            self._placed(seq, timestamp, arrival, read_end, tstate, tframe, epoch, datagrams, size)
+            self._placed(records)
         except Exception:
             self._internal_error()
 
-    def _placed(self, seq: int, timestamp: int, arrival: int, read_end: int, tstate: int,
-                tframe: int, epoch: int, datagrams: int, size: int) -> None:
+    def _placed(self, records: list[tuple]) -> None:
+        # Per stage, a run at a time: a return from C finds the worker's
+        # caches cold, and a stage's calls per packet cost several times
+        # what they do warm (docs/benchmarks.md, "Cold returns").  The
+        # stages do not look at each other's state for these packets, so
+        # the order of the stages does not matter, only each one's own.
         st, s = self.stream, self.stats
-        s.datagrams += datagrams
-        s.bytes += size
+        codec, channels, frames, rate = st.format
+        jitter, timeline, heard = self.jitter, st.timeline, st.heard
+        for seq, timestamp, arrival, read_end, tstate, tframe, epoch, datagrams, size in records:
+            s.datagrams += datagrams
+            s.bytes += size
+            if datagrams > 1:
+                self.reassembler.completed(protocol.Header(codec, st.stream_id, seq, timestamp,
+                                                           rate, frames, channels, 0, datagrams))
+            timeline.place(seq, timestamp, arrival)  # on the line: C kept to `in_line`'s reach
+            jitter.placed(timestamp, frames, arrival, read_end)
+            heard.add(timestamp, tstate, tframe, epoch)
+        seq, timestamp, arrival = records[-1][:3]
         if self.peers is not None:
             self.peers.allows(self.peers.peer, arrival)
-        codec, channels, frames, rate = st.format
-        if datagrams > 1:
-            self.reassembler.completed(protocol.Header(codec, st.stream_id, seq, timestamp, rate,
-                                                       frames, channels, 0, datagrams))
-        st.timeline.place(seq, timestamp, arrival)  # on the line: C kept to `in_line`'s reach
-        st.sequencer.placed(seq)
-        self.jitter.placed(timestamp, frames, arrival, read_end)
-        self._counted(st, seq, timestamp, Outcome.STORED, arrival, (tstate, tframe, epoch, None))
+        st.sequencer.placed(records[0][0], len(records))
+        st.stored(seq, timestamp)
+        self.loss.count_run(st.stream_id, records[0][0], len(records))
 
     def _stream_for(self, header: protocol.Header) -> _Stream:
         """This stream's path, with a fresh decoder for each new stream.  A

@@ -169,12 +169,14 @@ class Sequencer:
         count = min(count, seq_ahead(self._furthest, first) + 1)
         return [s for s in ((first + i) & 0xFFFFFFFF for i in range(count)) if s in self._seen]
 
-    def placed(self, seq: int) -> None:
-        """Packet ``seq`` arrived and was placed by the C receive path (a
-        stateless codec, not ``ordered``): remember it, as `push` would."""
+    def placed(self, first: int, count: int) -> None:
+        """Packets ``first`` on, ``count`` of them in sequence, arrived and
+        were placed by the C receive path (a stateless codec, not
+        ``ordered``): remember them, as `push` would."""
         if self._first is None:
-            self._first = seq
-        self._remember(seq, True)
+            self._first = first
+        for i in range(count):
+            self._remember((first + i) & 0xFFFFFFFF, True)
 
     def _decode(self, payload: bytes, raises: bool = True) -> np.ndarray | None:
         try:
