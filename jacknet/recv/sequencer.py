@@ -17,7 +17,7 @@ network lost.
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -96,7 +96,10 @@ class Sequencer:
         self.malformed = Counter() if malformed is None else malformed
         self._max_conceal = max(1, round(MAX_CONCEAL_SECONDS * rate / frames))
         self._first: int | None = None
-        self._seen: dict[int, bool] = {}  # seq -> arrived itself (else revived); insertion-ordered
+        # seq -> arrived itself (else revived), oldest first.  An OrderedDict:
+        # a dict's oldest key, after many deleted, is found by a scan over
+        # their slots (1.1 µs a packet, against 0.3).
+        self._seen: OrderedDict[int, bool] = OrderedDict()
         self._furthest: int | None = None  # the seq remembered furthest ahead
         # ordered decoding
         self._next: int | None = None
@@ -193,7 +196,7 @@ class Sequencer:
         if self._furthest is None or seq_ahead(seq, self._furthest) > 0:
             self._furthest = seq
         if len(self._seen) > SEEN:
-            del self._seen[next(iter(self._seen))]
+            self._seen.popitem(last=False)
 
     def _hold(self, seq: int, held: _Held) -> None:
         self._held[seq] = held
