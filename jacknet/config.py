@@ -77,7 +77,7 @@ def _check_security(config) -> None:
 OPUS_OPTIONS = ("opus_frame", "bitrate", "complexity", "application", "fec", "expected_loss")
 _TRANSPORT = ("udp (default; unicast or multicast) or tcp (receiver listens, sender connects)")
 _RT_HELP = (f"SCHED_FIFO priority of the network thread, 0 for none "
-            f"(default {DEFAULT_RT_PRIORITY}; keep it below JACK's)")
+            f"(default {DEFAULT_RT_PRIORITY}; at most one below JACK's process threads)")
 
 
 @dataclass

@@ -17,14 +17,26 @@ from jacknet.rt.binding import JackClient
 
 log = logging.getLogger(__name__)
 
-# Below JACK's own real-time threads (jackd -R runs them at 10 and above by
-# default), so the audio thread always wins, but above every ordinary process
-# on a busy machine, so a packet is not held up for a whole time slice.
+# Above every ordinary process on a busy machine, so a packet is not held
+# up for a whole time slice; `network_priority` keeps it below JACK's
+# process threads (jackd -R -P 10, the default, runs its clients' at 5).
 DEFAULT_RT_PRIORITY = 5
 # A process callback that has not run for this long while the server's clock
 # moved on is stalled: many periods, but short enough that the graph it holds
 # up comes back within a second or two.
 STALL_SECONDS = 0.5
+
+
+def network_priority(wanted: int, jack_priority: int | None) -> int:
+    """The SCHED_FIFO priority the network thread takes: ``wanted`` (0:
+    none), but below JACK's process threads (``jack_priority``; None: the
+    server does not run realtime, and the network thread does not either).
+    SCHED_FIFO does not preempt an equal: at their priority, a network
+    thread busy in Python keeps a process thread that needs its CPU waiting,
+    and the graph runs late."""
+    if jack_priority is None:
+        return 0
+    return max(0, min(wanted, jack_priority - 1))
 
 
 def raise_priority(priority: int) -> None:
@@ -90,7 +102,14 @@ class Node:
         return self
 
     def _run(self) -> None:
-        raise_priority(self.config.rt_priority)
+        wanted = self.config.rt_priority
+        jack_priority = self.jack.process_priority if self.jack else None
+        priority = network_priority(wanted, jack_priority)
+        if priority < wanted:
+            log.info("network thread at %s: below JACK's process threads (%s)",
+                     f"SCHED_FIFO {priority}" if priority else "normal priority",
+                     f"SCHED_FIFO {jack_priority}" if jack_priority else "not realtime")
+        raise_priority(priority)
         self._work()
 
     def __enter__(self):

@@ -2,6 +2,8 @@
 UDP on 127.0.0.1 and receiver, recorded and checked sample by sample."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import RATE, Link, judge_links
@@ -79,3 +81,19 @@ def test_packets_need_not_match_the_period(jack_servers, links):
     links.append(Link(jack_servers(64), "fpp", 2, frames_per_packet=100))
     judge_links(links, 4, lambda: assert_exact_tail(links[0], 3.5))
     assert links[0].sender.frames == 100
+
+
+def test_the_network_threads_run_below_jack_s_process_threads(jack_servers, links):
+    """SCHED_FIFO does not preempt an equal: a network thread at the
+    priority of JACK's process threads, busy in Python, kept one waiting
+    for its CPU (jackd -R runs its clients' at 5, once our default)."""
+    link = Link(jack_servers(128), "prio", 2)
+    links.append(link)
+    for node in (link.sender, link.receiver):
+        jack_priority = node.jack.process_priority
+        assert jack_priority, "the test servers run realtime"
+        tid = node._thread.native_id
+        priority = os.sched_getparam(tid).sched_priority
+        # Where the process may not use SCHED_FIFO, the thread stays at 0.
+        assert priority in (0, min(5, jack_priority - 1)), (priority, jack_priority)
+        assert os.sched_getscheduler(tid) == (os.SCHED_FIFO if priority else os.SCHED_OTHER)

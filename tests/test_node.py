@@ -15,6 +15,7 @@ from conftest import wait_for
 from jacknet import Receiver, ReceiverConfig, Sender, SenderConfig, ServerNotRunning, Supervisor
 from jacknet.errors import ConfigError, JacknetError
 from jacknet.net.udp import UdpSink, UdpSource
+from jacknet.node import network_priority
 
 NOBODY = "jacknet-test-none"
 
@@ -161,3 +162,12 @@ def test_a_sink_sends_into_the_void_without_blocking_and_counts_what_did_not_go(
         assert len(sent) == 5000 and sink.stats().send_errors == sent.count(False) > 0
     finally:
         sink.close()
+
+
+def test_the_network_thread_stays_below_jack_s_process_threads():
+    assert network_priority(5, 70) == 5
+    assert network_priority(5, 5) == 4    # jackd -R's default: its clients at 5
+    assert network_priority(80, 70) == 69
+    assert network_priority(5, 1) == 0
+    assert network_priority(5, None) == 0  # a server that is not realtime
+    assert network_priority(0, 70) == 0

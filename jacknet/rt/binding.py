@@ -8,6 +8,9 @@ sample-rate and buffer-size changes, and run a C process callback from
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import re
 
@@ -38,6 +41,16 @@ def _address(cdata) -> int:
 def _c_function(name: str, jack_type: str):
     """One of rt.c's functions as a function pointer of JACK-Client's ``jack_type``."""
     return jack._ffi.cast(jack_type, c_address(name))
+
+
+@functools.cache
+def _libjack() -> ctypes.CDLL:
+    """libjack for the calls JACK-Client does not declare (the same library
+    it loaded: dlopen hands back the one already mapped)."""
+    lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+    lib.jack_client_real_time_priority.argtypes = [ctypes.c_void_p]
+    lib.jack_client_real_time_priority.restype = ctypes.c_int
+    return lib
 
 
 def _quiet_libjack() -> None:
@@ -98,6 +111,13 @@ class JackClient:
     def xruns(self) -> int:
         """Xruns the server reported to this client."""
         return int(self._watch.xruns)
+
+    @property
+    def process_priority(self) -> int | None:
+        """The SCHED_FIFO priority of this client's process thread, or None
+        when the server does not run realtime."""
+        priority = _libjack().jack_client_real_time_priority(_address(self._client._ptr))
+        return priority if priority > 0 else None
 
     @property
     def lost(self) -> bool:
