@@ -45,8 +45,10 @@ BATCH_MOST = 64
 # receiver held 3.54 ms against 2.33 at 50 ms.  Part of that was the
 # buffer loosening again for late packets it had answered, fixed since
 # (`JitterBuffer._moved_at`); a round still held 79 ms after that fix,
-# before a stream's first lock was reviewed, and 100 ms was not measured
-# again.  The packets that need a decision come back at once whatever this
+# before a stream's first lock was reviewed.  After both, 100 ms rows met
+# 254 xruns against 3 at period 64, with the network thread then at the
+# priority of JACK's process threads, which may be why (`network_priority`
+# since).  The packets that need a decision come back at once whatever this
 # is, and C tells when the newest datagram came as it comes
 # (`RecvPath.heard_at`).
 C_TURN_SECONDS = 0.05

@@ -48,7 +48,9 @@ MISSED_FILL_SECONDS = 0.1
 # sender's worker at 50 a second; but with returns every 100 ms, links at
 # period 64 glitched more: 16 events against 4 in a run where only this
 # differed, and more in the two runs before it (docs/benchmarks.md, "Fewer
-# returns, steadier locks").  Why is not known yet.
+# returns, steadier locks").  Why is not known yet; the network thread
+# ran at the priority of JACK's process threads then (`network_priority`
+# since), and a later run in an xrun storm leaned the other way.
 SEND_TURN_SECONDS = 0.02
 
 
