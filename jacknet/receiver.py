@@ -40,18 +40,17 @@ RING_SPARE_FRAMES = 8192
 # packet's fragments (64 KiB in 1400-byte datagrams).
 BATCH_MOST = 64
 # The C receive path returns to Python at least this often, to account for
-# what it placed, for the meters, a reload and a stop.  Every return wakes
-# Python cold (about 330 µs), but 100 ms cost latency: at period 64 the
-# receiver held 3.54 ms against 2.33 at 50 ms.  Part of that was the
-# buffer loosening again for late packets it had answered, fixed since
-# (`JitterBuffer._moved_at`); a round still held 79 ms after that fix,
-# before a stream's first lock was reviewed.  After both, 100 ms rows met
-# 254 xruns against 3 at period 64, with the network thread then at the
-# priority of JACK's process threads, which may be why (`network_priority`
-# since).  The packets that need a decision come back at once whatever this
-# is, and C tells when the newest datagram came as it comes
-# (`RecvPath.heard_at`).
-C_TURN_SECONDS = 0.05
+# what it placed, for the meters, a reload and a stop; the packets that
+# need a decision come back at once whatever this is, and C tells when the
+# newest datagram came as it comes (`RecvPath.heard_at`).  Every return
+# wakes Python cold (about 300 µs), so fewer is cheaper: 100 ms instead of
+# 50 took the receiver from 2.8 to 2.3 % of a core at period 128.  Longer
+# returns are longer bursts of Python, though, and while the network
+# thread ran at the priority of JACK's process threads they cost xruns
+# (254 against 3 at period 64); below it (`network_priority`), 100 ms rows
+# met 52 xruns against 344 for 50 ms in the same run (docs/benchmarks.md,
+# "Cold returns").
+C_TURN_SECONDS = 0.1
 # A closing receiver fades its outputs out over this long before the ports
 # go: longer than a concealment's 2 ms, as nothing follows it.
 CLOSE_FADE_SECONDS = 0.01

@@ -44,14 +44,13 @@ log = logging.getLogger(__name__)
 MISSED_FILL_SECONDS = 0.1
 # The C send path comes back to Python at least this often, for the meters
 # and a stop; what needs a decision comes back at once.  A return wakes
-# Python cold, ~160 µs of a core (perf, period 128), a fifth of the
-# sender's worker at 50 a second; but with returns every 100 ms, links at
-# period 64 glitched more: 16 events against 4 in a run where only this
-# differed, and more in the two runs before it (docs/benchmarks.md, "Fewer
-# returns, steadier locks").  Why is not known yet; the network thread
-# ran at the priority of JACK's process threads then (`network_priority`
-# since), and a later run in an xrun storm leaned the other way.
-SEND_TURN_SECONDS = 0.02
+# Python cold (~100 µs), so fewer is cheaper: 100 ms instead of 20 took
+# the sender from 3.0 to 2.4 % of a core at period 128.  The meters'
+# slots hold 1024 cycles (0.34 s at period 16), and their tenths now span
+# 0.1-0.2 s.  With the network thread at the priority of JACK's process
+# threads, 100 ms glitched more at period 64; below it (`network_priority`)
+# it did not (docs/benchmarks.md, "Cold returns").
+SEND_TURN_SECONDS = 0.1
 
 
 def cut(cap: Capture, block: np.ndarray) -> Iterator[tuple[int, bool]]:
