@@ -110,12 +110,10 @@ class LossCounter:
         """`count` for ``count`` packets in sequence from ``first``, none a duplicate."""
         self.count(stream_id, first, False)
         if count > 1:
-            last = (first + count - 1) & 0xFFFFFFFF
-            ahead = seq_ahead(last, self._first)
-            if ahead >= 0:
-                self._span = max(self._span, ahead + 1)
-            self._unique += count - 1
-            self._current = max(0, self._span - self._unique)
+            # The packets between add to the unique count only; the last
+            # one moves the span as far as any of them would.
+            self._unique += count - 2
+            self.count(stream_id, (first + count - 1) & 0xFFFFFFFF, False)
 
     @property
     def lost(self) -> int:
